@@ -1,0 +1,283 @@
+"""The Helmholtz machine: params, samplers and log-probabilities.
+
+A machine with ``layer_sizes = (n_0, n_1, ..., n_L)`` has visible layer
+``h_0 = u`` of width ``n_0`` and hidden layers ``h_1 .. h_L`` (``h_L`` the top).
+Its params are a plain pytree::
+
+    {"prior": {"b": [n_L]},                      # P(h_L) = f(b)
+     "generative": (gen_0, ..., gen_{L-1}),      # gen_l: h_{l+1} -> logits of h_l
+     "recognition": (rec_0, ..., rec_{L-1})}     # rec_l: h_l -> logits of h_{l+1}
+
+with each conditional ``{"w": [n_out, n_in], "b": [n_out]}`` for the default
+affine ``logits_fn``. Every function here works on one example (``u`` of shape
+[n_0]); batch with ``jax.vmap``. Every function takes ``logits_fn`` so that any
+conditional "layer params, input -> logits" can replace the affine one.
+
+References:
+  Dayan, Hinton, Neal & Zemel (1995), The Helmholtz machine. Neural Computation 7.
+  Dayan & Abbott (2001), Theoretical Neuroscience, ch. 10 (the u, v, G, W notation).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wsjax.layers import LogitsFn, bernoulli_log_prob, bernoulli_sample, dense_logits, init_dense
+
+__all__ = [
+    "init",
+    "from_matrices",
+    "to_matrices",
+    "layer_sizes",
+    "check_visible",
+    "sample_recognition",
+    "sample_generative",
+    "log_prior",
+    "log_generative",
+    "log_joint",
+    "log_recognition",
+    "generative_params",
+    "recognition_params",
+]
+
+
+def init(
+    key: jax.Array, layer_sizes: Sequence[int], *, init_scale: float = 0.0
+) -> dict:
+    """A fresh machine with the default affine conditionals.
+
+    Args:
+      key: PRNG key for the initial weights.
+      layer_sizes: (n_visible, n_1, ..., n_top), at least two positive ints (static).
+      init_scale: standard deviation of the Gaussian initial weights; biases
+        start at zero. 0 (the default) starts every weight at zero, as the
+        sampling noise alone breaks the symmetry between hidden units.
+
+    Returns:
+      The params pytree described in the module docstring.
+
+    Raises:
+      ValueError: if layer_sizes has fewer than two entries or a non-positive one.
+    """
+    sizes = _check_layer_sizes(layer_sizes)
+    num_layers = len(sizes) - 1
+    keys = jax.random.split(key, 2 * num_layers)
+    generative = tuple(
+        init_dense(keys[l], sizes[l + 1], sizes[l], init_scale) for l in range(num_layers)
+    )
+    recognition = tuple(
+        init_dense(keys[num_layers + l], sizes[l], sizes[l + 1], init_scale)
+        for l in range(num_layers)
+    )
+    prior = {"b": jnp.zeros((sizes[-1],), jnp.float32)}
+    return {"prior": prior, "generative": generative, "recognition": recognition}
+
+
+def _check_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(n) for n in layer_sizes)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"layer_sizes must be a sequence of ints, got {layer_sizes!r}") from e
+    if len(sizes) < 2:
+        raise ValueError(
+            f"layer_sizes needs a visible and at least one hidden layer, got {layer_sizes!r}"
+        )
+    if any(n < 1 for n in sizes) or any(n != float(m) for n, m in zip(sizes, layer_sizes)):
+        raise ValueError(f"layer_sizes must be positive integers, got {tuple(layer_sizes)!r}")
+    return sizes
+
+
+def from_matrices(*, G, g, h, W, w) -> dict:
+    """A one-hidden-layer machine from the textbook matrices (Dayan & Abbott).
+
+    ``P(v) = f(g)``, ``P(u|v) = f(h + G v)``, ``Q(v|u) = f(w + W u)``.
+
+    Args:
+      G: generative weights [n_u, n_v].
+      g: generative prior biases [n_v].
+      h: generative visible biases [n_u].
+      W: recognition weights [n_v, n_u].
+      w: recognition biases [n_v].
+
+    Returns:
+      params with ``layer_sizes == (n_u, n_v)``. A pure re-layout: works on tracers.
+
+    Raises:
+      ValueError: if the shapes do not fit together (names both shapes).
+    """
+    G, g, h, W, w = (jnp.asarray(a) for a in (G, g, h, W, w))
+    if G.ndim != 2:
+        raise ValueError(f"G must be a matrix [n_u, n_v], got shape {G.shape}")
+    n_u, n_v = G.shape
+    expected = {"g": (n_v,), "h": (n_u,), "W": (n_v, n_u), "w": (n_v,)}
+    for name, arr in (("g", g), ("h", h), ("W", W), ("w", w)):
+        if arr.shape != expected[name]:
+            raise ValueError(
+                f"{name} has shape {arr.shape} but G has shape {G.shape}, "
+                f"so {name} must have shape {expected[name]}"
+            )
+    return {
+        "prior": {"b": g},
+        "generative": ({"w": G, "b": h},),
+        "recognition": ({"w": W, "b": w},),
+    }
+
+
+def to_matrices(params: dict) -> dict:
+    """The inverse of :func:`from_matrices`: ``{"G", "g", "h", "W", "w"}``.
+
+    Raises:
+      ValueError: if the machine has more than one hidden layer.
+    """
+    if len(params["generative"]) != 1:
+        raise ValueError(
+            "to_matrices needs a machine with one hidden layer, this one has "
+            f"{len(params['generative'])}"
+        )
+    gen, rec = params["generative"][0], params["recognition"][0]
+    return {"G": gen["w"], "g": params["prior"]["b"], "h": gen["b"], "W": rec["w"], "w": rec["b"]}
+
+
+def generative_params(params: dict) -> dict:
+    """The generative half ``{"prior", "generative"}`` of a machine."""
+    return {"prior": params["prior"], "generative": params["generative"]}
+
+
+def recognition_params(params: dict) -> dict:
+    """The recognition half ``{"recognition"}`` of a machine."""
+    return {"recognition": params["recognition"]}
+
+
+def layer_sizes(params: dict, logits_fn: LogitsFn = dense_logits) -> tuple[int, ...]:
+    """The static widths (n_visible, n_1, ..., n_top) of a machine.
+
+    Read from shapes only (``jax.eval_shape``), so it works under jit.
+
+    Raises:
+      ValueError: if a generative and a recognition conditional disagree on a width.
+    """
+    num_layers = len(params["generative"])
+    if len(params["recognition"]) != num_layers:
+        raise ValueError(
+            f"params have {num_layers} generative but {len(params['recognition'])} "
+            "recognition conditionals"
+        )
+    sizes = [int(np.shape(params["prior"]["b"])[-1])]
+    for l in reversed(range(num_layers)):
+        above = jax.ShapeDtypeStruct((sizes[0],), jnp.float32)
+        out = jax.eval_shape(logits_fn, params["generative"][l], above)
+        sizes.insert(0, int(out.shape[-1]))
+    for l in range(num_layers):
+        below = jax.ShapeDtypeStruct((sizes[l],), jnp.float32)
+        try:
+            out = jax.eval_shape(logits_fn, params["recognition"][l], below)
+        except TypeError as e:
+            raise ValueError(
+                f"recognition conditional {l} cannot take an input of width {sizes[l]} "
+                f"(generative widths {tuple(sizes)}): {e}"
+            ) from e
+        if out.shape[-1] != sizes[l + 1]:
+            raise ValueError(
+                f"recognition conditional {l} maps width {sizes[l]} to {out.shape[-1]}, "
+                f"but the generative model has width {sizes[l + 1]} there "
+                f"(generative widths {tuple(sizes)})"
+            )
+    return tuple(sizes)
+
+
+def check_visible(params: dict, u, logits_fn: LogitsFn = dense_logits, *, batched: bool):
+    """Raise a ValueError at trace time when ``u`` does not fit the machine.
+
+    Args:
+      params: the machine.
+      u: data, [n_visible] (``batched=False``) or [batch, n_visible] (``batched=True``).
+      logits_fn: the conditional.
+      batched: whether a leading batch axis is expected.
+    """
+    n_visible = layer_sizes(params, logits_fn)[0]
+    shape = np.shape(u)
+    want = "[batch, n_visible]" if batched else "[n_visible]"
+    ndim = 2 if batched else 1
+    if len(shape) != ndim or shape[-1] != n_visible:
+        raise ValueError(
+            f"data of shape {shape} does not fit the machine: expected {want} with "
+            f"n_visible = {n_visible} (layer_sizes {layer_sizes(params, logits_fn)})"
+        )
+
+
+def sample_recognition(
+    key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits
+) -> tuple[jax.Array, ...]:
+    """Sample the hidden layers bottom-up from Q(h_1 | u) Q(h_2 | h_1) ...
+
+    Args:
+      key: PRNG key.
+      params: the machine.
+      u: one visible vector [n_visible] of 0/1.
+
+    Returns:
+      (h_1, ..., h_L), float 0/1 arrays of widths n_1 .. n_L.
+    """
+    keys = jax.random.split(key, len(params["recognition"]))
+    below = jnp.asarray(u, jnp.float32)
+    hs = []
+    for layer, k in zip(params["recognition"], keys):
+        below = bernoulli_sample(k, logits_fn(layer, below))
+        hs.append(below)
+    return tuple(hs)
+
+
+def sample_generative(
+    key: jax.Array, params: dict, logits_fn: LogitsFn = dense_logits
+) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    """Dream one example top-down: h_L ~ P(h_L), ..., u ~ P(u | h_1).
+
+    Returns:
+      (u, (h_1, ..., h_L)), float 0/1 arrays.
+    """
+    num_layers = len(params["generative"])
+    keys = jax.random.split(key, num_layers + 1)
+    above = bernoulli_sample(keys[0], params["prior"]["b"])
+    hs = [above]
+    for l in reversed(range(num_layers)):
+        above = bernoulli_sample(keys[num_layers - l], logits_fn(params["generative"][l], above))
+        hs.insert(0, above)
+    return hs[0], tuple(hs[1:])
+
+
+def log_prior(params: dict, top: jax.Array) -> jax.Array:
+    """log P(h_L) for one top-layer vector [n_top]."""
+    return bernoulli_log_prob(params["prior"]["b"], top)
+
+
+def log_generative(
+    params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
+) -> jax.Array:
+    """sum_l log P(h_l | h_{l+1}) with h_0 = u: the joint without the prior."""
+    layers = (u, *hs)
+    return sum(
+        bernoulli_log_prob(logits_fn(params["generative"][l], layers[l + 1]), layers[l])
+        for l in range(len(hs))
+    )
+
+
+def log_joint(
+    params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
+) -> jax.Array:
+    """log P(u, h_1, ..., h_L) in nats, for one example. Returns a scalar."""
+    return log_prior(params, hs[-1]) + log_generative(params, u, hs, logits_fn)
+
+
+def log_recognition(
+    params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
+) -> jax.Array:
+    """log Q(h_1, ..., h_L | u) in nats, for one example. Returns a scalar."""
+    layers = (u, *hs)
+    return sum(
+        bernoulli_log_prob(logits_fn(params["recognition"][l], layers[l]), layers[l + 1])
+        for l in range(len(hs))
+    )

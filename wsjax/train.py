@@ -1,0 +1,177 @@
+"""Whole training runs as one compiled program, and sweeps over seeds x rates.
+
+``make_train(config)`` returns a :class:`Trainer` of pure functions. Its
+``train(key, learning_rate, data)`` runs ``config.num_steps`` wake-sleep steps
+inside ``lax.scan`` (data drawn inside the program by ``config.sampler``) and
+returns the final params and metrics. ``sweep(trainer)`` wraps it as one
+``jit(vmap(vmap(train)))`` over learning rates x seeds.
+
+The learning rate is always a traced argument: a scalar (one rate for both
+halves) or a length-2 array (generative rate, recognition rate). Over the run
+it decays geometrically by ``config.lr_decay`` in total.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from wsjax.layers import LogitsFn, dense_logits
+from wsjax.model import _check_layer_sizes, generative_params, init, log_recognition, recognition_params
+from wsjax.wake_sleep import sleep_grads, wake_grads, wake_samples
+
+__all__ = ["TrainConfig", "TrainState", "Trainer", "make_train", "sweep", "rates_pair"]
+
+Sampler = Callable[[jax.Array, int, Any], jax.Array]
+"""(key, batch_size, data) -> [batch_size, n_visible] 0/1 batch."""
+
+
+class TrainConfig(NamedTuple):
+    """Static settings of a run (hashable; fixes shapes and program structure).
+
+    Attributes:
+      layer_sizes: (n_visible, n_1, ..., n_top).
+      num_steps: wake-sleep steps in the run; a multiple of eval_every.
+      batch_size: data examples per wake phase.
+      sampler: (key, batch_size, data) -> batch; runs inside the program.
+      sleep_batch_size: dreams per sleep phase (None: batch_size).
+      lr_decay: final rate / initial rate; the rate decays geometrically (1: constant).
+      init_scale: standard deviation of the initial weights.
+      eval_every: steps between evaluations; step metrics are averaged over each window.
+      eval_fn: optional (params, data) -> dict of scalars, run every eval_every steps.
+      logits_fn: the conditional "layer params, input -> logits".
+    """
+
+    layer_sizes: tuple
+    num_steps: int
+    batch_size: int
+    sampler: Sampler
+    sleep_batch_size: int | None = None
+    lr_decay: float = 1.0
+    init_scale: float = 0.0
+    eval_every: int = 1000
+    eval_fn: Callable | None = None
+    logits_fn: LogitsFn = dense_logits
+
+
+class TrainState(NamedTuple):
+    """Everything a run carries from one step to the next.
+
+    Attributes:
+      params: the machine.
+      key: PRNG key for the remaining steps.
+      step: number of steps taken (int32 scalar).
+      learning_rate: [2] initial (generative, recognition) rates.
+    """
+
+    params: dict
+    key: jax.Array
+    step: jax.Array
+    learning_rate: jax.Array
+
+
+class Trainer(NamedTuple):
+    """The pure functions of a run; jit them where you need.
+
+    Attributes:
+      init: (key, learning_rate) -> TrainState.
+      step: (state, data) -> (state, info dict): one wake then one sleep phase.
+      run: (state, data) -> (state, metrics dict): eval_every steps, then the evaluation.
+      train: (key, learning_rate, data=None) -> (params, metrics), metrics of
+        shape [num_steps // eval_every] each.
+      config: the TrainConfig.
+    """
+
+    init: Callable
+    step: Callable
+    run: Callable
+    train: Callable
+    config: TrainConfig
+
+
+def rates_pair(learning_rate) -> jax.Array:
+    """A scalar rate or a (generative, recognition) pair as a [2] float32 array."""
+    lr = jnp.asarray(learning_rate, jnp.float32)
+    if lr.ndim > 1 or (lr.ndim == 1 and lr.shape[0] != 2):
+        raise ValueError(
+            f"learning_rate must be a scalar or a (generative, recognition) pair, got shape {lr.shape}"
+        )
+    return jnp.broadcast_to(lr, (2,))
+
+
+def check_config(config: TrainConfig) -> None:
+    """Raise a ValueError naming the first impossible setting of ``config``."""
+    _check_layer_sizes(config.layer_sizes)
+    for name in ("num_steps", "batch_size", "eval_every"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if config.sleep_batch_size is not None and (
+        not isinstance(config.sleep_batch_size, int) or config.sleep_batch_size < 1
+    ):
+        raise ValueError(f"sleep_batch_size must be a positive int, got {config.sleep_batch_size!r}")
+    if config.num_steps % config.eval_every:
+        raise ValueError(
+            f"num_steps ({config.num_steps}) must be a multiple of eval_every ({config.eval_every})"
+        )
+    if not config.lr_decay > 0:
+        raise ValueError(f"lr_decay must be positive, got {config.lr_decay!r}")
+    if not config.init_scale >= 0:
+        raise ValueError(f"init_scale must be non-negative, got {config.init_scale!r}")
+
+
+def make_train(config: TrainConfig) -> Trainer:
+    """Build the pure training functions for ``config`` (see :class:`Trainer`)."""
+    check_config(config)
+    sizes = tuple(int(n) for n in config.layer_sizes)
+    sleep_batch = config.sleep_batch_size or config.batch_size
+    logits_fn = config.logits_fn
+    num_evals = config.num_steps // config.eval_every
+
+    def init_fn(key, learning_rate):
+        key_init, key_run = jax.random.split(key)
+        params = init(key_init, sizes, init_scale=config.init_scale)
+        return TrainState(params, key_run, jnp.zeros((), jnp.int32), rates_pair(learning_rate))
+
+    def step_fn(state, data=None):
+        key, key_data, key_wake, key_sleep = jax.random.split(state.key, 4)
+        frac = state.step.astype(jnp.float32) / config.num_steps
+        lr = state.learning_rate * jnp.asarray(config.lr_decay, jnp.float32) ** frac
+        params = state.params
+        u = config.sampler(key_data, config.batch_size, data)
+        # Wake: delta rule on the generative half at recognition samples.
+        gen_grads, wake_loss = wake_grads(key_wake, params, u, logits_fn)
+        # Sleep: delta rule on the recognition half at dreams (from the pre-step model).
+        rec_grads, sleep_loss = sleep_grads(key_sleep, params, sleep_batch, logits_fn)
+        gen = jax.tree.map(lambda p, g: p - lr[0] * g, generative_params(params), gen_grads)
+        rec = jax.tree.map(lambda p, g: p - lr[1] * g, recognition_params(params), rec_grads)
+        info = {"wake_loss": wake_loss, "sleep_loss": sleep_loss}
+        return TrainState({**params, **gen, **rec}, key, state.step + 1, state.learning_rate), info
+
+    def run_fn(state, data=None):
+        state, infos = jax.lax.scan(lambda s, _: step_fn(s, data), state, None, config.eval_every)
+        metrics = {k: jnp.mean(v) for k, v in infos.items()}
+        metrics["step"] = state.step
+        if config.eval_fn is not None:
+            metrics.update(config.eval_fn(state.params, data))
+        return state, metrics
+
+    def train_fn(key, learning_rate, data=None):
+        state = init_fn(key, learning_rate)
+        state, metrics = jax.lax.scan(lambda s, _: run_fn(s, data), state, None, num_evals)
+        return state.params, metrics
+
+    return Trainer(init_fn, step_fn, run_fn, train_fn, config)
+
+
+def sweep(trainer: Trainer) -> Callable:
+    """``jit(vmap(vmap(train)))``: (keys [S], learning_rates [R] or [R, 2], data) -> results.
+
+    Outputs have leading axes [R, S]. Reuse the returned function: calling it
+    again with new keys or rates of the same shape does not recompile.
+    """
+    over_seeds = jax.vmap(trainer.train, in_axes=(0, None, None))
+    over_rates = jax.vmap(over_seeds, in_axes=(None, 0, None))
+    return jax.jit(over_rates)

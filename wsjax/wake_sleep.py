@@ -1,0 +1,124 @@
+r"""The classic wake and sleep phases as pure SGD steps on sampled cross-entropies.
+
+For a machine with one hidden layer (Dayan & Abbott's notation) one step is
+
+* wake, u from the data and v ~ Q(v|u):
+  ``g += e (v - f(g))``, ``h += e (u - f(h + G v))``, ``G += e (u - f(h + G v)) v^T``
+* sleep, v ~ P(v) and u ~ P(u|v):
+  ``w += e (v - f(w + W u))``, ``W += e (v - f(w + W u)) u^T``
+
+averaged over the batch; deeper machines apply the same rule to every layer.
+
+References:
+  Hinton, Dayan, Frey & Neal (1995), The wake-sleep algorithm for unsupervised
+  neural networks. Science 268, 1158-1161.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from wsjax.layers import LogitsFn, dense_logits
+from wsjax.model import (
+    check_visible,
+    generative_params,
+    recognition_params,
+    sample_generative,
+    sample_recognition,
+)
+from wsjax.objectives import sleep_loss, wake_loss
+
+__all__ = ["wake_samples", "sleep_samples", "wake_grads", "sleep_grads", "wake_step", "sleep_step"]
+
+
+def wake_samples(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits):
+    """Recognition samples for a batch: (h_1 [batch, n_1], ..., h_L [batch, n_L])."""
+    check_visible(params, u, logits_fn, batched=True)
+    keys = jax.random.split(key, u.shape[0])
+    return jax.vmap(sample_recognition, in_axes=(0, None, 0, None))(keys, params, u, logits_fn)
+
+
+def sleep_samples(key: jax.Array, params: dict, batch_size: int, logits_fn: LogitsFn = dense_logits):
+    """Dream ``batch_size`` (static) examples: (u [batch, n_0], (h_1, ..., h_L))."""
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+    keys = jax.random.split(key, int(batch_size))
+    return jax.vmap(sample_generative, in_axes=(0, None, None))(keys, params, logits_fn)
+
+
+def _merge(params, part):
+    return {**params, **part}
+
+
+def wake_grads(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits):
+    """Gradient of the wake loss in the generative half, at fresh recognition samples.
+
+    Args:
+      key: PRNG key.
+      params: the machine.
+      u: data [batch, n_visible] of 0/1.
+
+    Returns:
+      (grads, loss): grads has the structure of ``generative_params(params)``
+      (``{"prior", "generative"}``) and equals minus the batch-averaged wake delta rule.
+    """
+    u = jnp.asarray(u, jnp.float32)
+    hs = wake_samples(key, params, u, logits_fn)
+    loss_fn = lambda gen: wake_loss(_merge(params, gen), u, hs, logits_fn)
+    loss, grads = jax.value_and_grad(loss_fn)(generative_params(params))
+    return grads, loss
+
+
+def sleep_grads(key: jax.Array, params: dict, batch_size: int, logits_fn: LogitsFn = dense_logits):
+    """Gradient of the sleep loss in the recognition half, at fresh dreams.
+
+    Returns:
+      (grads, loss): grads has the structure of ``recognition_params(params)``
+      (``{"recognition"}``) and equals minus the batch-averaged sleep delta rule.
+    """
+    u, hs = sleep_samples(key, params, batch_size, logits_fn)
+    loss_fn = lambda rec: sleep_loss(_merge(params, rec), u, hs, logits_fn)
+    loss, grads = jax.value_and_grad(loss_fn)(recognition_params(params))
+    return grads, loss
+
+
+def _sgd(part, grads, learning_rate):
+    return jax.tree.map(lambda p, g: p - learning_rate * g, part, grads)
+
+
+def wake_step(
+    key: jax.Array, params: dict, u: jax.Array, learning_rate, *, logits_fn: LogitsFn = dense_logits
+) -> dict:
+    """One wake phase: the delta rule on every generative conditional and the prior.
+
+    Args:
+      key: PRNG key for the recognition samples.
+      params: the machine.
+      u: a batch of data [batch, n_visible] of 0/1.
+      learning_rate: scalar step size e (may be traced).
+
+    Returns:
+      New params; the recognition half is returned unchanged.
+    """
+    grads, _ = wake_grads(key, params, u, logits_fn)
+    return _merge(params, _sgd(generative_params(params), grads, learning_rate))
+
+
+def sleep_step(
+    key: jax.Array, params: dict, learning_rate, batch_size: int, *,
+    logits_fn: LogitsFn = dense_logits,
+) -> dict:
+    """One sleep phase: dream ``batch_size`` examples, then the delta rule on recognition.
+
+    Args:
+      key: PRNG key for the dreams.
+      params: the machine.
+      learning_rate: scalar step size e (may be traced).
+      batch_size: number of dreams (static).
+
+    Returns:
+      New params; the generative half is returned unchanged.
+    """
+    grads, _ = sleep_grads(key, params, batch_size, logits_fn)
+    return _merge(params, _sgd(recognition_params(params), grads, learning_rate))
