@@ -1,7 +1,13 @@
 """wsjax: Helmholtz machines trained by wake-sleep, as pure JAX functions."""
 
 from wsjax import data
-from wsjax.exact import MAX_EXACT_HIDDEN, all_binary_configs, exact_log_joint_table, exact_log_prob
+from wsjax.exact import (
+    MAX_EXACT_HIDDEN,
+    all_binary_configs,
+    exact_kl_bits,
+    exact_log_joint_table,
+    exact_log_prob,
+)
 from wsjax.layers import bernoulli_log_prob, bernoulli_sample, dense_logits, init_dense
 from wsjax.model import (
     from_matrices,
@@ -17,7 +23,7 @@ from wsjax.model import (
 )
 from wsjax.objectives import estimate_log_prob, free_energy, log_weights, sleep_loss, wake_loss
 from wsjax.train import TrainConfig, TrainState, Trainer, make_train, sweep
-from wsjax.wake_sleep import sleep_grads, sleep_step, wake_grads, wake_step
+from wsjax.wake_sleep import sleep_grads, sleep_samples, sleep_step, wake_grads, wake_samples, wake_step
 from wsjax.data import validate_binary
 
 __version__ = "0.1.0"
@@ -33,6 +39,7 @@ __all__ = [
     "data",
     "dense_logits",
     "estimate_log_prob",
+    "exact_kl_bits",
     "exact_log_joint_table",
     "exact_log_prob",
     "free_energy",
@@ -50,11 +57,13 @@ __all__ = [
     "sample_recognition",
     "sleep_grads",
     "sleep_loss",
+    "sleep_samples",
     "sleep_step",
     "sweep",
     "to_matrices",
     "validate_binary",
     "wake_grads",
     "wake_loss",
+    "wake_samples",
     "wake_step",
 ]

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from wsjax.layers import LogitsFn, bernoulli_log_prob, dense_logits
 from wsjax.model import check_visible, layer_sizes, log_prior
 
-__all__ = ["MAX_EXACT_HIDDEN", "all_binary_configs", "exact_log_prob", "exact_log_joint_table"]
+__all__ = ["MAX_EXACT_HIDDEN", "all_binary_configs", "exact_kl_bits", "exact_log_prob", "exact_log_joint_table"]
 
 MAX_EXACT_HIDDEN = 24
 """Most hidden units (summed over layers) that exact enumeration accepts: 2**24 configurations."""
@@ -128,3 +128,23 @@ def exact_log_joint_table(
     sizes, num_hidden = _num_hidden(params, logits_fn)
     u = jnp.asarray(u, params["prior"]["b"].dtype)
     return _chunk_log_joints(params, u, jnp.arange(2**num_hidden, dtype=jnp.int32), sizes, logits_fn)
+
+
+def exact_kl_bits(
+    params: dict, images: jax.Array, probs: jax.Array, logits_fn: LogitsFn = dense_logits
+) -> jax.Array:
+    r"""KL(data || model) in bits, for a data distribution given exactly.
+
+    .. math:: \mathrm{KL} = \sum_x p(x) \,[\log_2 p(x) - \log_2 p_\theta(x)]
+
+    Args:
+      params: the machine (small enough for :func:`exact_log_prob`).
+      images: the distinct data vectors [num_distinct, n_visible].
+      probs: their probabilities [num_distinct], summing to 1.
+
+    Returns:
+      Scalar KL in bits (0 when the model matches the data distribution).
+    """
+    probs = jnp.asarray(probs, params["prior"]["b"].dtype)
+    log_model = exact_log_prob(params, jnp.asarray(images), logits_fn)
+    return jnp.sum(probs * (jnp.log(probs) - log_model)) / jnp.log(2.0)

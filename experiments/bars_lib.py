@@ -1,0 +1,29 @@
+"""The bars problem as a wsjax training configuration (shared by the bars experiments)."""
+
+import jax.numpy as jnp
+
+import wsjax
+from wsjax import data
+
+
+def bars_sampler(key, batch_size, _data=None):
+    """Fresh bars images, drawn inside the compiled program; the data argument is unused."""
+    return data.sample_bars(key, batch_size)
+
+
+def bars_eval():
+    """(params, data) -> {"kl_bits": exact KL(bars || model)}, closing over the 30 bars images."""
+    images, probs = data.bars_distribution()
+    images, probs = jnp.asarray(images), jnp.asarray(probs, jnp.float32)
+    return lambda params, _data=None: {"kl_bits": wsjax.exact_kl_bits(params, images, probs)}
+
+
+def bars_config(layer_sizes, num_steps, batch_size, lr_decay, init_scale, num_evals):
+    """A TrainConfig for bars with ``num_evals`` exact-KL evaluations over the run."""
+    if num_evals < 1 or num_steps % num_evals:
+        raise ValueError(f"num_steps ({num_steps}) must be a positive multiple of num_evals ({num_evals})")
+    return wsjax.TrainConfig(
+        layer_sizes=tuple(layer_sizes), num_steps=num_steps, batch_size=batch_size,
+        sampler=bars_sampler, lr_decay=lr_decay, init_scale=init_scale,
+        eval_every=num_steps // num_evals, eval_fn=bars_eval(),
+    )
