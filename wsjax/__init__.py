@@ -1,6 +1,6 @@
 """wsjax: Helmholtz machines trained by wake-sleep, as pure JAX functions."""
 
-from wsjax import data
+from wsjax import data, loaders, plotting, runner
 from wsjax.exact import (
     MAX_EXACT_HIDDEN,
     all_binary_configs,
@@ -22,13 +22,26 @@ from wsjax.model import (
     to_matrices,
 )
 from wsjax.objectives import estimate_log_prob, free_energy, log_weights, sleep_loss, wake_loss
-from wsjax.train import TrainConfig, TrainState, Trainer, make_train, sweep
+from wsjax.optim import OptaxAlgorithm, OptaxState, make_optax_step
+from wsjax.rws import normalized_weights, rws_grads, rws_losses, rws_step
+from wsjax.train import TrainConfig, TrainState, Trainer, make_train, rates_pair, sweep
 from wsjax.wake_sleep import sleep_grads, sleep_samples, sleep_step, wake_grads, wake_samples, wake_step
 from wsjax.data import validate_binary
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "OptaxAlgorithm",
+    "OptaxState",
+    "loaders",
+    "make_optax_step",
+    "normalized_weights",
+    "plotting",
+    "rates_pair",
+    "runner",
+    "rws_grads",
+    "rws_losses",
+    "rws_step",
     "MAX_EXACT_HIDDEN",
     "TrainConfig",
     "TrainState",

@@ -46,16 +46,22 @@ __all__ = [
 
 
 def init(
-    key: jax.Array, layer_sizes: Sequence[int], *, init_scale: float = 0.0
+    key: jax.Array, layer_sizes: Sequence[int], *, init_scale: float = 0.0,
+    prior_bias=0.0, generative_bias=0.0, recognition_bias=0.0,
 ) -> dict:
     """A fresh machine with the default affine conditionals.
 
     Args:
       key: PRNG key for the initial weights.
       layer_sizes: (n_visible, n_1, ..., n_top), at least two positive ints (static).
-      init_scale: standard deviation of the Gaussian initial weights; biases
-        start at zero. 0 (the default) starts every weight at zero, as the
-        sampling noise alone breaks the symmetry between hidden units.
+      init_scale: standard deviation of the Gaussian initial weights. 0 (the
+        default) starts every weight at zero: the sampling noise alone breaks
+        the symmetry between hidden units.
+      prior_bias: initial value of the top-layer prior logits.
+      generative_bias: initial value of every generative bias (negative values
+        start the machine with sparse dreams).
+      recognition_bias: initial value of every recognition bias.
+      The three bias values may be traced.
 
     Returns:
       The params pytree described in the module docstring.
@@ -66,14 +72,17 @@ def init(
     sizes = _check_layer_sizes(layer_sizes)
     num_layers = len(sizes) - 1
     keys = jax.random.split(key, 2 * num_layers)
+    with_bias = lambda layer, b: {**layer, "b": jnp.full_like(layer["b"], b)}
     generative = tuple(
-        init_dense(keys[l], sizes[l + 1], sizes[l], init_scale) for l in range(num_layers)
-    )
-    recognition = tuple(
-        init_dense(keys[num_layers + l], sizes[l], sizes[l + 1], init_scale)
+        with_bias(init_dense(keys[l], sizes[l + 1], sizes[l], init_scale), generative_bias)
         for l in range(num_layers)
     )
-    prior = {"b": jnp.zeros((sizes[-1],), jnp.float32)}
+    recognition = tuple(
+        with_bias(init_dense(keys[num_layers + l], sizes[l], sizes[l + 1], init_scale),
+                  recognition_bias)
+        for l in range(num_layers)
+    )
+    prior = {"b": jnp.full((sizes[-1],), prior_bias, jnp.float32)}
     return {"prior": prior, "generative": generative, "recognition": recognition}
 
 

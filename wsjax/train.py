@@ -17,6 +17,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from wsjax.layers import LogitsFn, dense_logits
 from wsjax.model import _check_layer_sizes, generative_params, init, log_recognition, recognition_params
@@ -39,6 +40,7 @@ class TrainConfig(NamedTuple):
       sleep_batch_size: dreams per sleep phase (None: batch_size).
       lr_decay: final rate / initial rate; the rate decays geometrically (1: constant).
       init_scale: standard deviation of the initial weights.
+      init_biases: initial (prior, generative, recognition) bias values (see wsjax.init).
       eval_every: steps between evaluations; step metrics are averaged over each window.
       eval_fn: optional (params, data) -> dict of scalars, run every eval_every steps.
       logits_fn: the conditional "layer params, input -> logits".
@@ -51,6 +53,7 @@ class TrainConfig(NamedTuple):
     sleep_batch_size: int | None = None
     lr_decay: float = 1.0
     init_scale: float = 0.0
+    init_biases: tuple = (0.0, 0.0, 0.0)
     eval_every: int = 1000
     eval_fn: Callable | None = None
     logits_fn: LogitsFn = dense_logits
@@ -118,6 +121,11 @@ def check_config(config: TrainConfig) -> None:
         )
     if not config.lr_decay > 0:
         raise ValueError(f"lr_decay must be positive, got {config.lr_decay!r}")
+    if len(config.init_biases) != 3 or not all(np.isfinite(b) for b in config.init_biases):
+        raise ValueError(
+            f"init_biases must be three finite numbers (prior, generative, recognition), "
+            f"got {config.init_biases!r}"
+        )
     if not config.init_scale >= 0:
         raise ValueError(f"init_scale must be non-negative, got {config.init_scale!r}")
 
@@ -132,7 +140,9 @@ def make_train(config: TrainConfig) -> Trainer:
 
     def init_fn(key, learning_rate):
         key_init, key_run = jax.random.split(key)
-        params = init(key_init, sizes, init_scale=config.init_scale)
+        prior_b, gen_b, rec_b = config.init_biases
+        params = init(key_init, sizes, init_scale=config.init_scale, prior_bias=prior_b,
+                      generative_bias=gen_b, recognition_bias=rec_b)
         return TrainState(params, key_run, jnp.zeros((), jnp.int32), rates_pair(learning_rate))
 
     def step_fn(state, data=None):

@@ -1,0 +1,288 @@
+r"""Reweighted wake-sleep: importance-weighted wake phases for both halves.
+
+Classic wake-sleep trains the generative model on one recognition sample per
+example, as if Q(h|u) were the posterior. Reweighted wake-sleep (RWS) draws K
+samples :math:`h_k \sim Q(\cdot|u)` instead and weights them by their
+self-normalised importance weights
+
+.. math:: \tilde w_k = \frac{w_k}{\sum_{j} w_j}, \qquad
+   w_k = \frac{P(u, h_k)}{Q(h_k | u)},
+
+so that sums over the K samples estimate expectations under the true
+posterior P(h|u), with a bias that vanishes as K grows. With the samples and
+the weights held fixed, each update is a weighted delta rule:
+
+* wake phase for P: :math:`\nabla_\theta \log p(u) \approx \sum_k \tilde w_k
+  \nabla_\theta \log P(u, h_k)`, the gradient of the importance-weighted bound;
+* wake phase for Q: :math:`\sum_k \tilde w_k \nabla_\phi \log Q(h_k | u)`,
+  which estimates :math:`-\nabla_\phi \mathrm{KL}(P(\cdot|u) \,\|\, Q(\cdot|u))`,
+  the inclusive divergence, taken on real data rather than on dreams;
+* sleep phase for Q: the classic sleep delta rule on dreams (u, h) ~ P, unchanged.
+
+The recognition update mixes the last two as
+``insomnia * wake_q + (1 - insomnia) * sleep``: 1 is pure wake-phase Q updates,
+0 is the classic sleep phase, values between mix the two (the paper also
+trains Q with both phases).
+With K = 1 the weights are exactly 1 and the wake phase for P is the classic
+wake delta rule.
+
+Key use: :func:`rws_grads` and :func:`rws_step` split their key once,
+``wake_key, sleep_key = jax.random.split(key)``. The K importance samples are
+those of ``log_weights(wake_key, params, u, K)`` (one key per example and
+sample, ``jax.random.split(wake_key, (batch, K))``), which for K = 1 are the
+very samples ``wake_samples(wake_key, params, u)`` draws; the dreams are those
+of ``sleep_samples(sleep_key, params, sleep_batch_size)``, as in
+``sleep_step(sleep_key, ...)``. So with K = 1 and insomnia = 0 one
+:func:`rws_step` does the arithmetic of a classic wake step with ``wake_key``
+and a sleep step with ``sleep_key``, both taken from the same starting params
+(the simultaneous update of ``wsjax.train``): bitwise equal when run eagerly,
+equal up to float rounding when XLA compiles and fuses the two differently.
+The wake samples are not drawn from ``key`` itself because a sleep key derived
+from it would collide with them: with the default partitionable threefry,
+``jax.random.split(key)[1]`` is ``jax.random.split(key, (B, K))`` flattened at 1.
+
+References:
+  Bornschein & Bengio (2015), Reweighted wake-sleep. ICLR.
+  Hinton, Dayan, Frey & Neal (1995), The wake-sleep algorithm for unsupervised
+  neural networks. Science 268.
+  Burda, Grosse & Salakhutdinov (2016), Importance weighted autoencoders. ICLR.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wsjax.layers import LogitsFn, dense_logits
+from wsjax.model import (
+    check_visible,
+    generative_params,
+    layer_sizes,
+    log_joint,
+    log_recognition,
+    recognition_params,
+)
+from wsjax.objectives import log_weights
+from wsjax.wake_sleep import sleep_grads
+
+__all__ = ["normalized_weights", "rws_losses", "rws_grads", "rws_step"]
+
+
+def normalized_weights(log_w: jax.Array) -> jax.Array:
+    r"""Self-normalised importance weights, held fixed for differentiation.
+
+    .. math:: \tilde w_{bk} = \frac{\exp(\log w_{bk})}{\sum_j \exp(\log w_{bj})}
+
+    computed as a softmax over the sample axis (stable for any log-weights)
+    behind a ``stop_gradient``, so that no gradient flows into the weights.
+
+    Args:
+      log_w: log importance weights [batch, K].
+
+    Returns:
+      [batch, K] non-negative weights, each row summing to one.
+    """
+    return jax.nn.softmax(jax.lax.stop_gradient(log_w), axis=-1)
+
+
+def _check_samples(params, u, hs, log_w, logits_fn):
+    """Raise a ValueError at trace time when hs or log_w do not fit u and the machine."""
+    check_visible(params, u, logits_fn, batched=True)
+    sizes = layer_sizes(params, logits_fn)
+    log_w_shape = np.shape(log_w)
+    if len(log_w_shape) != 2 or log_w_shape[0] != np.shape(u)[0]:
+        raise ValueError(
+            f"log_w must have shape [batch, K] with batch = {np.shape(u)[0]}, got {log_w_shape}"
+        )
+    batch, num_samples = log_w_shape
+    if len(hs) != len(sizes) - 1:
+        raise ValueError(
+            f"hs has {len(hs)} hidden layers but the machine has {len(sizes) - 1} "
+            f"(layer_sizes {sizes})"
+        )
+    for l, h in enumerate(hs):
+        want = (batch, num_samples, sizes[l + 1])
+        if tuple(np.shape(h)) != want:
+            raise ValueError(f"hs[{l}] must have shape {want} (batch, K, n_{l + 1}), got {np.shape(h)}")
+
+
+def rws_losses(
+    params: dict, u: jax.Array, hs: Sequence[jax.Array], log_w: jax.Array,
+    logits_fn: LogitsFn = dense_logits,
+) -> tuple[jax.Array, jax.Array]:
+    r"""The two wake-phase losses of reweighted wake-sleep, at fixed samples and weights.
+
+    .. math::
+       L_P = -\frac{1}{B}\sum_b \sum_k \tilde w_{bk} \log P(u_b, h_{bk}), \qquad
+       L_Q = -\frac{1}{B}\sum_b \sum_k \tilde w_{bk} \log Q(h_{bk} | u_b)
+
+    with :math:`\tilde w_{bk}` = ``normalized_weights(log_w)``. The samples
+    enter as inputs and the weights pass through a ``stop_gradient``, so the
+    gradient of :math:`L_P` in the generative half (of :math:`L_Q` in the
+    recognition half) is minus the weighted delta rule: for one hidden layer,
+    :math:`-\frac{1}{B}\sum_{bk} \tilde w_{bk}\,(u_b - f(h + G v_{bk}))\,v_{bk}^T`
+    for G, and likewise for every other conditional. :math:`L_P` does not depend
+    on the recognition params, nor :math:`L_Q` on the generative ones.
+
+    Args:
+      params: the machine.
+      u: data [batch, n_visible] of 0/1.
+      hs: K recognition samples per example, (h_1 [batch, K, n_1], ...,
+        h_L [batch, K, n_L]), as returned by ``log_weights``.
+      log_w: their log importance weights [batch, K]; any per-example shift
+        gives the same losses. Held fixed (no gradient flows into them).
+      logits_fn: the conditional "layer params, input -> logits".
+
+    Returns:
+      (wake_p_loss, wake_q_loss), scalars in nats per example.
+
+    Raises:
+      ValueError: at trace time, if ``u``, ``hs`` or ``log_w`` do not fit
+        together or the machine.
+    """
+    hs = tuple(hs)
+    _check_samples(params, u, hs, log_w, logits_fn)
+    u = jnp.asarray(u, jnp.float32)
+    w = normalized_weights(log_w)
+
+    def per_example(x, h):
+        lj = jax.vmap(lambda *hk: log_joint(params, x, hk, logits_fn))(*h)
+        lq = jax.vmap(lambda *hk: log_recognition(params, x, hk, logits_fn))(*h)
+        return lj, lq
+
+    lj, lq = jax.vmap(per_example)(u, hs)  # [batch, K] each
+    wake_p_loss = -jnp.mean(jnp.sum(w * lj, axis=1))
+    wake_q_loss = -jnp.mean(jnp.sum(w * lq, axis=1))
+    return wake_p_loss, wake_q_loss
+
+
+def _check_insomnia(insomnia):
+    if np.ndim(insomnia) != 0:
+        raise ValueError(f"insomnia must be a scalar, got shape {np.shape(insomnia)}")
+    try:
+        value = float(insomnia)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
+        return  # traced: cannot be checked here
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"insomnia must lie in [0, 1], got {value!r}")
+
+
+def rws_grads(
+    key: jax.Array, params: dict, u: jax.Array, num_samples: int, insomnia=1.0,
+    sleep_batch_size: int | None = None, logits_fn: LogitsFn = dense_logits,
+) -> tuple[dict, dict]:
+    r"""Reweighted wake-sleep gradients for every param of the machine.
+
+    The generative half gets :math:`\nabla L_P` (see :func:`rws_losses`) at K
+    fresh recognition samples per example. The recognition half gets
+
+    .. math:: \iota\, \nabla L_Q + (1 - \iota)\, \nabla L_{\text{sleep}}
+
+    with :math:`\iota` = ``insomnia`` and :math:`L_{\text{sleep}}` the classic
+    sleep loss on ``sleep_batch_size`` fresh dreams. Both recognition terms are
+    always computed (the dreams are cheap next to the K samples per example),
+    so ``insomnia`` may be traced.
+
+    Key use: ``wake_key, sleep_key = jax.random.split(key)``; the samples are
+    those of ``log_weights(wake_key, ...)`` (for K = 1, those of
+    ``wake_samples(wake_key, ...)``) and the dreams those of
+    ``sleep_grads(sleep_key, ...)``.
+
+    Args:
+      key: PRNG key.
+      params: the machine.
+      u: data [batch, n_visible] of 0/1.
+      num_samples: K, recognition samples per example (static positive int).
+      insomnia: weight in [0, 1] of the wake-phase Q update against the sleep
+        phase (scalar, may be traced; a concrete value outside [0, 1] is refused).
+      sleep_batch_size: dreams per sleep phase (static; None: the batch size of u).
+      logits_fn: the conditional "layer params, input -> logits".
+
+    Returns:
+      (grads, info). grads has the structure of ``params`` (``{"prior",
+      "generative", "recognition"}``); a step ``params - lr * grads`` ascends
+      the importance-weighted bound in the generative half. info holds scalars:
+
+      * ``"iw_bound"``: the batch mean of :math:`\log \frac{1}{K}\sum_k w_k`,
+        the importance-weighted bound on log p(u) at these samples (nats);
+      * ``"ess"``: the batch mean of the effective sample size
+        :math:`1 / \sum_k \tilde w_k^2`, between 1 and K;
+      * ``"wake_p_loss"``, ``"wake_q_loss"``: the two losses of :func:`rws_losses`;
+      * ``"sleep_loss"``: the classic sleep loss on the dreams.
+
+    Raises:
+      ValueError: at trace time, if ``u`` does not fit the machine, or
+        num_samples, sleep_batch_size or a concrete insomnia is out of range.
+    """
+    check_visible(params, u, logits_fn, batched=True)
+    if int(num_samples) != num_samples or int(num_samples) < 1:
+        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+    num_samples = int(num_samples)
+    _check_insomnia(insomnia)
+    if sleep_batch_size is None:
+        sleep_batch_size = u.shape[0]
+    u = jnp.asarray(u, jnp.float32)
+
+    wake_key, sleep_key = jax.random.split(key)
+    log_w, hs = log_weights(wake_key, params, u, num_samples, logits_fn)
+
+    def total_loss(halves):
+        # L_P depends on the generative half only and L_Q on the recognition
+        # half only, so one gradient of their sum holds both.
+        losses = rws_losses({**params, **halves}, u, hs, log_w, logits_fn)
+        return losses[0] + losses[1], losses
+
+    halves = {**generative_params(params), **recognition_params(params)}
+    wake_grads, (wake_p_loss, wake_q_loss) = jax.grad(total_loss, has_aux=True)(halves)
+    gen_grads = generative_params(wake_grads)
+    wake_q_grads = recognition_params(wake_grads)
+    sleep_rec_grads, sleep_loss = sleep_grads(sleep_key, params, sleep_batch_size, logits_fn)
+    rec_grads = jax.tree.map(
+        lambda q, s: insomnia * q + (1 - insomnia) * s, wake_q_grads, sleep_rec_grads
+    )
+
+    w = normalized_weights(log_w)
+    info = {
+        "iw_bound": jnp.mean(jax.nn.logsumexp(log_w, axis=1) - math.log(num_samples)),
+        "ess": jnp.mean(1.0 / jnp.sum(w * w, axis=1)),
+        "wake_p_loss": wake_p_loss,
+        "wake_q_loss": wake_q_loss,
+        "sleep_loss": sleep_loss,
+    }
+    return {**gen_grads, **rec_grads}, info
+
+
+def rws_step(
+    key: jax.Array, params: dict, u: jax.Array, learning_rate, num_samples: int, *,
+    insomnia=1.0, sleep_batch_size: int | None = None, logits_fn: LogitsFn = dense_logits,
+) -> dict:
+    """One reweighted wake-sleep step: plain SGD ``params - learning_rate * grads``.
+
+    Both halves move at once, from gradients taken at the same (pre-step)
+    params; see :func:`rws_grads` for the gradients and the key use. Pure in
+    everything but the static ``num_samples`` and ``sleep_batch_size``, so it
+    can be jitted and vmapped over keys, learning rates and insomnia.
+
+    Args:
+      key: PRNG key (split into a wake and a sleep key).
+      params: the machine.
+      u: data [batch, n_visible] of 0/1.
+      learning_rate: scalar step size (may be traced).
+      num_samples: K, recognition samples per example (static positive int).
+      insomnia: weight in [0, 1] of the wake-phase Q update (may be traced).
+      sleep_batch_size: dreams per sleep phase (static; None: the batch size of u).
+      logits_fn: the conditional "layer params, input -> logits".
+
+    Returns:
+      New params, with the structure of ``params``.
+    """
+    grads, _ = rws_grads(
+        key, params, u, num_samples, insomnia, sleep_batch_size, logits_fn
+    )
+    halves = {**generative_params(params), **recognition_params(params)}
+    stepped = jax.tree.map(lambda p, g: p - learning_rate * g, halves, grads)
+    return {**params, **stepped}
