@@ -66,10 +66,9 @@ import optax
 from wsjax.layers import LogitsFn, dense_logits
 from wsjax.model import generative_params, recognition_params
 from wsjax.rws import rws_grads
-from wsjax.train import rates_pair
 from wsjax.wake_sleep import sleep_grads, wake_grads
 
-__all__ = ["ALGORITHMS", "OptaxState", "OptaxAlgorithm", "make_optax_step"]
+__all__ = ["ALGORITHMS", "OptaxState", "OptaxAlgorithm", "make_optax_step", "rates_pair"]
 
 ALGORITHMS = ("wake_sleep", "rws")
 """The algorithms :func:`make_optax_step` accepts."""
@@ -108,6 +107,17 @@ class OptaxAlgorithm(NamedTuple):
 
     init: Callable
     step: Callable
+
+
+def rates_pair(learning_rate) -> jax.Array:
+    """A scalar rate or a (generative, recognition) pair as a [2] float32 array."""
+    lr = jnp.asarray(learning_rate, jnp.float32)
+    if lr.ndim > 1 or (lr.ndim == 1 and lr.shape[0] != 2):
+        raise ValueError(
+            "learning_rate must be a scalar or a (generative, recognition) pair, "
+            f"got shape {lr.shape}"
+        )
+    return jnp.broadcast_to(lr, (2,))
 
 
 def _check_positive_int(name, value, allow_none):

@@ -1,14 +1,16 @@
 """Whole training runs as one compiled program, and sweeps over seeds x rates.
 
 ``make_train(config)`` returns a :class:`Trainer` of pure functions. Its
-``train(key, learning_rate, data)`` runs ``config.num_steps`` wake-sleep steps
-inside ``lax.scan`` (data drawn inside the program by ``config.sampler``) and
-returns the final params and metrics. ``sweep(trainer)`` wraps it as one
-``jit(vmap(vmap(train)))`` over learning rates x seeds.
+``train(key, learning_rate, data)`` runs ``config.num_steps`` steps of wake-sleep
+or reweighted wake-sleep inside ``lax.scan`` (data drawn inside the program by
+``config.sampler``) and returns the final params and metrics. ``sweep(trainer)``
+wraps it as one ``jit(vmap(vmap(train)))`` over learning rates x seeds.
 
 The learning rate is always a traced argument: a scalar (one rate for both
-halves) or a length-2 array (generative rate, recognition rate). Over the run
-it decays geometrically by ``config.lr_decay`` in total.
+halves) or a length-2 array (generative rate, recognition rate). It lives in
+the optax state (``optax.inject_hyperparams``), and decays geometrically by
+``config.lr_decay`` in total over the run. The default optimizer, ``optax.sgd``,
+makes every step the plain delta rule.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from wsjax.layers import LogitsFn, dense_logits
-from wsjax.model import _check_layer_sizes, generative_params, init, log_recognition, recognition_params
-from wsjax.wake_sleep import sleep_grads, wake_grads, wake_samples
+from wsjax.model import _check_layer_sizes, init
+from wsjax.optim import ALGORITHMS, OptaxState, make_optax_step, rates_pair
 
 __all__ = ["TrainConfig", "TrainState", "Trainer", "make_train", "sweep", "rates_pair"]
 
@@ -34,9 +37,14 @@ class TrainConfig(NamedTuple):
 
     Attributes:
       layer_sizes: (n_visible, n_1, ..., n_top).
-      num_steps: wake-sleep steps in the run; a multiple of eval_every.
-      batch_size: data examples per wake phase.
+      num_steps: training steps in the run; a multiple of eval_every.
+      batch_size: data examples per step.
       sampler: (key, batch_size, data) -> batch; runs inside the program.
+      algorithm: "wake_sleep" or "rws" (reweighted wake-sleep).
+      num_samples: K recognition samples per example (rws only).
+      insomnia: rws only: weight of the wake-phase recognition update against
+        the sleep phase (1: wake only, 0: sleep only).
+      optimizer: learning_rate -> optax.GradientTransformation (optax.sgd: the delta rules).
       sleep_batch_size: dreams per sleep phase (None: batch_size).
       lr_decay: final rate / initial rate; the rate decays geometrically (1: constant).
       init_scale: standard deviation of the initial weights.
@@ -50,6 +58,10 @@ class TrainConfig(NamedTuple):
     num_steps: int
     batch_size: int
     sampler: Sampler
+    algorithm: str = "wake_sleep"
+    num_samples: int | None = None
+    insomnia: float = 1.0
+    optimizer: Callable = optax.sgd
     sleep_batch_size: int | None = None
     lr_decay: float = 1.0
     init_scale: float = 0.0
@@ -64,15 +76,16 @@ class TrainState(NamedTuple):
 
     Attributes:
       params: the machine.
+      opt_state: (generative, recognition) optax states; each holds its half's
+        base rate in ``hyperparams["learning_rate"]``.
       key: PRNG key for the remaining steps.
       step: number of steps taken (int32 scalar).
-      learning_rate: [2] initial (generative, recognition) rates.
     """
 
     params: dict
+    opt_state: tuple
     key: jax.Array
     step: jax.Array
-    learning_rate: jax.Array
 
 
 class Trainer(NamedTuple):
@@ -80,7 +93,7 @@ class Trainer(NamedTuple):
 
     Attributes:
       init: (key, learning_rate) -> TrainState.
-      step: (state, data) -> (state, info dict): one wake then one sleep phase.
+      step: (state, data) -> (state, info dict): one training step.
       run: (state, data) -> (state, metrics dict): eval_every steps, then the evaluation.
       train: (key, learning_rate, data=None) -> (params, metrics), metrics of
         shape [num_steps // eval_every] each.
@@ -92,16 +105,6 @@ class Trainer(NamedTuple):
     run: Callable
     train: Callable
     config: TrainConfig
-
-
-def rates_pair(learning_rate) -> jax.Array:
-    """A scalar rate or a (generative, recognition) pair as a [2] float32 array."""
-    lr = jnp.asarray(learning_rate, jnp.float32)
-    if lr.ndim > 1 or (lr.ndim == 1 and lr.shape[0] != 2):
-        raise ValueError(
-            f"learning_rate must be a scalar or a (generative, recognition) pair, got shape {lr.shape}"
-        )
-    return jnp.broadcast_to(lr, (2,))
 
 
 def check_config(config: TrainConfig) -> None:
@@ -119,6 +122,14 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(
             f"num_steps ({config.num_steps}) must be a multiple of eval_every ({config.eval_every})"
         )
+    if config.algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {config.algorithm!r}")
+    if config.algorithm == "rws" and (
+        not isinstance(config.num_samples, int) or config.num_samples < 1
+    ):
+        raise ValueError(f"rws needs num_samples, a positive int, got {config.num_samples!r}")
+    if not 0.0 <= config.insomnia <= 1.0:
+        raise ValueError(f"insomnia must lie in [0, 1], got {config.insomnia!r}")
     if not config.lr_decay > 0:
         raise ValueError(f"lr_decay must be positive, got {config.lr_decay!r}")
     if len(config.init_biases) != 3 or not all(np.isfinite(b) for b in config.init_biases):
@@ -134,31 +145,31 @@ def make_train(config: TrainConfig) -> Trainer:
     """Build the pure training functions for ``config`` (see :class:`Trainer`)."""
     check_config(config)
     sizes = tuple(int(n) for n in config.layer_sizes)
-    sleep_batch = config.sleep_batch_size or config.batch_size
-    logits_fn = config.logits_fn
     num_evals = config.num_steps // config.eval_every
+    decay = float(config.lr_decay)
+    schedule = None if decay == 1.0 else (
+        lambda count: jnp.asarray(decay, jnp.float32) ** (count / config.num_steps))
+    rws = config.algorithm == "rws"
+    algo = make_optax_step(
+        config.optimizer, config.algorithm, num_samples=config.num_samples if rws else None,
+        insomnia=config.insomnia if rws else None,
+        sleep_batch_size=config.sleep_batch_size or config.batch_size, schedule=schedule,
+        logits_fn=config.logits_fn,
+    )
 
     def init_fn(key, learning_rate):
         key_init, key_run = jax.random.split(key)
         prior_b, gen_b, rec_b = config.init_biases
         params = init(key_init, sizes, init_scale=config.init_scale, prior_bias=prior_b,
                       generative_bias=gen_b, recognition_bias=rec_b)
-        return TrainState(params, key_run, jnp.zeros((), jnp.int32), rates_pair(learning_rate))
+        opt = algo.init(params, learning_rate)
+        return TrainState(params, opt.opt_state, key_run, opt.step)
 
     def step_fn(state, data=None):
-        key, key_data, key_wake, key_sleep = jax.random.split(state.key, 4)
-        frac = state.step.astype(jnp.float32) / config.num_steps
-        lr = state.learning_rate * jnp.asarray(config.lr_decay, jnp.float32) ** frac
-        params = state.params
+        key, key_data, key_step = jax.random.split(state.key, 3)
         u = config.sampler(key_data, config.batch_size, data)
-        # Wake: delta rule on the generative half at recognition samples.
-        gen_grads, wake_loss = wake_grads(key_wake, params, u, logits_fn)
-        # Sleep: delta rule on the recognition half at dreams (from the pre-step model).
-        rec_grads, sleep_loss = sleep_grads(key_sleep, params, sleep_batch, logits_fn)
-        gen = jax.tree.map(lambda p, g: p - lr[0] * g, generative_params(params), gen_grads)
-        rec = jax.tree.map(lambda p, g: p - lr[1] * g, recognition_params(params), rec_grads)
-        info = {"wake_loss": wake_loss, "sleep_loss": sleep_loss}
-        return TrainState({**params, **gen, **rec}, key, state.step + 1, state.learning_rate), info
+        opt, info = algo.step(key_step, OptaxState(state.params, state.opt_state, state.step), u)
+        return TrainState(opt.params, opt.opt_state, key, opt.step), info
 
     def run_fn(state, data=None):
         state, infos = jax.lax.scan(lambda s, _: step_fn(s, data), state, None, config.eval_every)

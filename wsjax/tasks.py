@@ -1,0 +1,111 @@
+"""Data sets packaged for training: a sampler, an evaluation and its metric.
+
+A :class:`Task` bundles what a sweep needs to know about a data set: how to
+draw a batch inside the compiled program, what to evaluate every
+``eval_every`` steps, which of its metrics decides "best" (lower is better for
+all of them here), and a default machine.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wsjax import data as data_lib
+from wsjax.exact import exact_kl_bits
+from wsjax.objectives import estimate_log_prob
+
+__all__ = ["Task", "bars", "shifter", "from_arrays", "TASKS"]
+
+
+class Task(NamedTuple):
+    """A data set ready for ``wsjax.TrainConfig`` and ``wsjax.runner.run_sweep``.
+
+    Attributes:
+      name: short name.
+      layer_sizes: default machine (visible width first).
+      sampler: (key, batch_size, data) -> [batch_size, n_visible] 0/1.
+      eval_fn: (params, data) -> dict of scalar metrics.
+      metric: the key of eval_fn's dict that ranks runs (lower is better).
+      image_shape: how to draw one visible vector.
+      data: the arrays the sampler and eval_fn read (None for synthetic tasks).
+    """
+
+    name: str
+    layer_sizes: tuple
+    sampler: Callable
+    eval_fn: Callable
+    metric: str
+    image_shape: tuple
+    data: Any = None
+
+
+def bars(size: int = 4) -> Task:
+    """Hinton et al. (1995) bars, fresh samples each step; metric: exact KL in bits."""
+    images, probs = data_lib.bars_distribution(size)
+    images, probs = jnp.asarray(images), jnp.asarray(probs, jnp.float32)
+    return Task(
+        name="bars", layer_sizes=(size * size, 2 * size, 1),
+        sampler=lambda key, batch_size, _=None: data_lib.sample_bars(key, batch_size, size=size),
+        eval_fn=lambda params, _=None: {"kl_bits": exact_kl_bits(params, images, probs)},
+        metric="kl_bits", image_shape=(size, size),
+    )
+
+
+def shifter(width: int = 8, num_eval_samples: int = 100) -> Task:
+    """Dayan et al. (1995) shifter, fresh samples each step.
+
+    Metric ``kl_bits``: KL(data || model) in bits over the exact data
+    distribution, with log p(u) of the model estimated by importance sampling
+    (``num_eval_samples`` recognition samples): an estimate that is high on
+    average, since the estimate of log p(u) is low on average.
+    """
+    images, probs, _ = data_lib.shifter_distribution(width)
+    images, probs = jnp.asarray(images), jnp.asarray(probs, jnp.float32)
+    entropy_bits = float(-np.sum(np.asarray(probs) * np.log2(np.asarray(probs))))
+
+    def eval_fn(params, _=None, key=jax.random.key(0)):
+        log_model = estimate_log_prob(key, params, images, num_eval_samples)
+        cross = -jnp.sum(probs * log_model) / math.log(2.0)
+        return {"kl_bits": cross - entropy_bits}
+
+    return Task(
+        name="shifter", layer_sizes=(4 * width, 24, 1),
+        sampler=lambda key, batch_size, _=None: data_lib.sample_shifter(key, batch_size, width=width),
+        eval_fn=eval_fn, metric="kl_bits", image_shape=(4, width),
+    )
+
+
+def _rows(key, batch_size, data):
+    return data_lib.sample_batch(key, data["train"], batch_size)
+
+
+def from_arrays(name: str, train, test, layer_sizes, image_shape, num_eval_samples: int = 100,
+                eval_batch: int = 500) -> Task:
+    """A task over a fixed data set: minibatches drawn with replacement from ``train``.
+
+    Metric ``test_nll``: mean -log p(u) in nats over (the first ``eval_batch`` rows
+    of) ``test``, estimated with ``num_eval_samples`` importance samples.
+
+    Raises:
+      ValueError: if the arrays are not 0/1 or do not have the machine's width.
+    """
+    n_visible = int(layer_sizes[0])
+    train = data_lib.validate_binary(train, f"{name} train", n_visible)
+    test = data_lib.validate_binary(test, f"{name} test", n_visible)[:eval_batch]
+
+    def eval_fn(params, data, key=jax.random.key(0)):
+        return {"test_nll": -jnp.mean(estimate_log_prob(key, params, data["test"], num_eval_samples))}
+
+    return Task(name=name, layer_sizes=tuple(layer_sizes), sampler=_rows, eval_fn=eval_fn,
+                metric="test_nll", image_shape=tuple(image_shape),
+                data={"train": train, "test": test})
+
+
+TASKS = ("bars", "shifter", "digits", "mnist")
+"""Data sets the sweep entry point knows: bars and shifter are built in, digits comes
+with scikit-learn, mnist is read from the user's files."""
