@@ -76,11 +76,13 @@ VARIANT_DEFAULTS = dict(
     hid_gen_bias=float("nan"),       # initial generative bias of the hidden layers (nan: gen_bias)
     top_rate=1.0,                    # rate multiplier for the prior and the layers touching the top
     top_rec_rate=float("nan"),       # the same for the top recognition layer only (nan: top_rate)
+    top_rate_end=float("nan"),       # top multipliers move geometrically to this by the end (nan: constant)
+    top_init=0.0,                    # std of the initial weights between the top two layers (both halves)
 )
 AVERAGE_FROM = (0.5, 0.75, 0.9)  # tail (Polyak) averages of the params from these run fractions
 
 
-def _variant_program(sizes, num_steps, batch, sleep_batch, wake_repeat=1):
+def _variant_program(sizes, num_steps, batch, sleep_batch, wake_repeat=1, return_params=False):
     """jit(vmap over knob vectors of vmap over seeds): plain wake-sleep SGD with extra schedule knobs.
 
     Returns (keys [S], knobs [V, len(VARIANT_DEFAULTS)]) -> dict of KL in bits [V, S]:
@@ -101,15 +103,24 @@ def _variant_program(sizes, num_steps, batch, sleep_batch, wake_repeat=1):
         hid_b = jnp.where(jnp.isnan(k["hid_gen_bias"]), k["gen_bias"], k["hid_gen_bias"])
         params["generative"] = (params["generative"][0],) + tuple(
             {**l, "b": jnp.full_like(l["b"], hid_b)} for l in params["generative"][1:])
-        avgs = tuple(params for _ in starts)
         top = len(sizes) - 2  # index of the conditionals next to the top layer
+        key_top_g, key_top_r = jax.random.split(jax.random.fold_in(key_init, 1))
+        noisy = lambda l, kk: {**l, "w": l["w"] + k["top_init"] * jax.random.normal(kk, l["w"].shape)}
+        params["generative"] = tuple(noisy(l, key_top_g) if i == top else l
+                                     for i, l in enumerate(params["generative"]))
+        params["recognition"] = tuple(noisy(l, key_top_r) if i == top else l
+                                      for i, l in enumerate(params["recognition"]))
+        avgs = tuple(params for _ in starts)
 
-        def scale_top(tree, half):
+        def scale_top(tree, half, frac):
+            end = jnp.where(jnp.isnan(k["top_rate_end"]), 1.0, k["top_rate_end"] / k["top_rate"])
+            grow = jnp.where(jnp.isnan(k["top_rate_end"]), 1.0, end ** frac)
             if half == "gen":
-                return {"prior": jax.tree.map(lambda g: k["top_rate"] * g, tree["prior"]),
-                        "generative": tuple(jax.tree.map(lambda g: k["top_rate"] * g, l) if i == top
+                m = k["top_rate"] * grow
+                return {"prior": jax.tree.map(lambda g: m * g, tree["prior"]),
+                        "generative": tuple(jax.tree.map(lambda g: m * g, l) if i == top
                                             else l for i, l in enumerate(tree["generative"]))}
-            m = jnp.where(jnp.isnan(k["top_rec_rate"]), k["top_rate"], k["top_rec_rate"])
+            m = grow * jnp.where(jnp.isnan(k["top_rec_rate"]), k["top_rate"], k["top_rec_rate"])
             return {"recognition": tuple(jax.tree.map(lambda g: m * g, l) if i == top
                                          else l for i, l in enumerate(tree["recognition"]))}
 
@@ -122,12 +133,12 @@ def _variant_program(sizes, num_steps, batch, sleep_batch, wake_repeat=1):
             lr_r = ramp * k["rec_rate"] * k["rec_decay"] ** frac
             u = jnp.repeat(wsdata.sample_bars(key_data, batch), wake_repeat, axis=0)
             gen_grads, _ = wake_grads(key_wake, params, u)
-            gen_grads = scale_top(gen_grads, "gen")
+            gen_grads = scale_top(gen_grads, "gen", frac)
             gen = jax.tree.map(lambda p, g: p - lr_g * g, generative_params(params), gen_grads)
             fresh = {**params, **gen}
             dream_from = jax.tree.map(lambda a, b: jnp.where(k["sequential"] > 0, a, b), fresh, params)
             rec_grads, _ = sleep_grads(key_sleep, dream_from, sleep_batch)
-            rec_grads = scale_top(rec_grads, "rec")
+            rec_grads = scale_top(rec_grads, "rec", frac)
             rec = jax.tree.map(lambda p, g: p - lr_r * g, recognition_params(params), rec_grads)
             new = {**params, **gen, **rec}
             new_avgs = []
@@ -141,7 +152,7 @@ def _variant_program(sizes, num_steps, batch, sleep_batch, wake_repeat=1):
         out = {"final": kl_fn(params)["kl_bits"]}
         for f, avg in zip(AVERAGE_FROM, avgs):
             out[f"avg{f:g}"] = kl_fn(avg)["kl_bits"]
-        return out
+        return (out, params) if return_params else out
 
     over_seeds = jax.vmap(train, in_axes=(0, None))
     return jax.jit(jax.vmap(over_seeds, in_axes=(None, 0)))

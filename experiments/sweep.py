@@ -24,7 +24,7 @@ import optax
 
 import wsjax
 from experiments import common
-from wsjax import loaders, plotting, runner, tasks
+from wsjax import plotting, runner, tasks
 
 flags.DEFINE_enum("dataset", "bars", list(tasks.TASKS), "Data set.")
 flags.DEFINE_string("data_path", None, "MNIST file or directory (--dataset=mnist).")
@@ -60,17 +60,10 @@ _OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
 
 def load_task():
     """The Task of --dataset (host-side; validates any data read from files)."""
-    if FLAGS.dataset == "bars":
-        return tasks.bars()
-    if FLAGS.dataset == "shifter":
-        return tasks.shifter()
-    if FLAGS.dataset == "digits":
-        split = loaders.load_digits()
-        return tasks.from_arrays("digits", split["train"], split["test"], (64, 32, 8), (8, 8))
-    if FLAGS.data_path is None:
-        raise flags.ValidationError("--dataset=mnist needs --data_path")
-    split = loaders.load_binarized_mnist(FLAGS.data_path)
-    return tasks.from_arrays("mnist", split["train"], split["test"], (784, 200, 200, 200), (28, 28))
+    try:
+        return tasks.load(FLAGS.dataset, FLAGS.data_path)
+    except ValueError as e:
+        raise flags.ValidationError(str(e)) from None
 
 
 def build():

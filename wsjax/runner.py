@@ -140,6 +140,11 @@ def prepare_output_dir(output_dir: str, identity: dict, overwrite: bool = False)
     return False
 
 
+def _quiet_orbax(record) -> bool:
+    """Logging filter: orbax's own INFO lines (several per checkpoint) are dropped."""
+    return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+
+
 def _format_seconds(s: float) -> str:
     s = int(round(s))
     return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
@@ -239,6 +244,9 @@ def run_sweep(
     if checkpoint_dir is not None:
         import orbax.checkpoint as ocp
 
+        handler = logging.get_absl_handler()
+        if _quiet_orbax not in handler.filters:
+            handler.addFilter(_quiet_orbax)
         manager = ocp.CheckpointManager(
             os.path.abspath(checkpoint_dir),
             options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False))

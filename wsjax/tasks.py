@@ -88,22 +88,58 @@ def from_arrays(name: str, train, test, layer_sizes, image_shape, num_eval_sampl
                 eval_batch: int = 500) -> Task:
     """A task over a fixed data set: minibatches drawn with replacement from ``train``.
 
-    Metric ``test_nll``: mean -log p(u) in nats over (the first ``eval_batch`` rows
-    of) ``test``, estimated with ``num_eval_samples`` importance samples.
+    Metrics, each a mean -log p(u) in nats estimated with ``num_eval_samples``
+    importance samples (so high on average): ``test_nll`` over the first
+    ``eval_batch`` rows of ``test`` (the ranking metric), ``train_nll`` over the
+    first ``eval_batch`` rows of ``train``.
 
     Raises:
       ValueError: if the arrays are not 0/1 or do not have the machine's width.
     """
     n_visible = int(layer_sizes[0])
     train = data_lib.validate_binary(train, f"{name} train", n_visible)
-    test = data_lib.validate_binary(test, f"{name} test", n_visible)[:eval_batch]
+    test = data_lib.validate_binary(test, f"{name} test", n_visible)
 
     def eval_fn(params, data, key=jax.random.key(0)):
-        return {"test_nll": -jnp.mean(estimate_log_prob(key, params, data["test"], num_eval_samples))}
+        key_test, key_train = jax.random.split(key)
+        test_part, train_part = data["test"][:eval_batch], data["train"][:eval_batch]
+        return {"test_nll": -jnp.mean(estimate_log_prob(key_test, params, test_part, num_eval_samples)),
+                "train_nll": -jnp.mean(estimate_log_prob(key_train, params, train_part, num_eval_samples))}
 
     return Task(name=name, layer_sizes=tuple(layer_sizes), sampler=_rows, eval_fn=eval_fn,
                 metric="test_nll", image_shape=tuple(image_shape),
                 data={"train": train, "test": test})
+
+
+def load(name: str, data_path: str | None = None, valid_as_test: bool = False) -> Task:
+    """The task called ``name`` (one of ``TASKS``), reading files where it needs them.
+
+    Args:
+      name: "bars", "shifter", "digits" (scikit-learn's bundled 8x8 digits,
+        thresholded at half intensity, a fixed 80/20 split) or "mnist"
+        (binarized MNIST from ``data_path``; see ``wsjax.loaders``).
+      valid_as_test: evaluate on the validation split during training
+        (mnist files that have one), keeping the test split for the end.
+
+    Raises:
+      ValueError: unknown name, missing data_path, or bad data (named).
+    """
+    from wsjax import loaders
+
+    if name == "bars":
+        return bars()
+    if name == "shifter":
+        return shifter()
+    if name == "digits":
+        split = loaders.load_digits()
+        return from_arrays("digits", split["train"], split["test"], (64, 32, 8), (8, 8))
+    if name == "mnist":
+        if data_path is None:
+            raise ValueError("the mnist task needs a data path (the user's binarized MNIST files)")
+        split = loaders.load_binarized_mnist(data_path)
+        held_out = split.get("valid") if valid_as_test and "valid" in split else split["test"]
+        return from_arrays("mnist", split["train"], held_out, (784, 200, 200, 200), (28, 28))
+    raise ValueError(f"unknown task {name!r}; known: {TASKS}")
 
 
 TASKS = ("bars", "shifter", "digits", "mnist")
