@@ -5,6 +5,8 @@ step, every (rate, seed) run in one compiled program, and reports the exact
 KL(data || model) in bits per run. Writes to --output_dir:
 
   flags.txt       --flagfile that reproduces the run
+  sweep.json      the settings; started again with the same ones, the run resumes
+  checkpoints/    orbax checkpoints of the whole sweep after every evaluation
   results.json    final KL per rate and seed, the summary, the settings
   metrics.npz     kl_bits, wake_loss, sleep_loss as [rate, seed, eval]; step [eval]
   metrics.csv     the same, one row per (rate, seed, eval)
@@ -40,7 +42,8 @@ flags.DEFINE_string("init_biases", "-2.5:-2.5:-1.4",
                     "Initial biases 'prior:generative:recognition'.")
 flags.DEFINE_integer("num_evals", 20, "Exact-KL evaluations over each run.")
 flags.DEFINE_integer("seed", 0, "Root seed of the runs' keys.")
-flags.DEFINE_string("output_dir", "runs/bars", "Where results and figures go.")
+flags.DEFINE_string("output_dir", "runs/bars", "Where results, figures and checkpoints go.")
+flags.DEFINE_bool("overwrite", False, "Replace a different run found in --output_dir.")
 FLAGS = flags.FLAGS
 
 
@@ -70,11 +73,11 @@ def main(argv):
     except (ValueError, flags.ValidationError) as e:
         raise app.UsageError(str(e)) from None
     out = FLAGS.output_dir
-    os.makedirs(out, exist_ok=True)
-    common.save_flags(FLAGS, os.path.join(out, "flags.txt"))
+    common.claim_output_dir(FLAGS, __name__)
     logging.info("devices: %s", jax.devices())
 
-    result = runner.run_sweep(trainer, rates, FLAGS.num_seeds, FLAGS.seed)
+    result = runner.run_sweep(trainer, rates, FLAGS.num_seeds, FLAGS.seed,
+                              checkpoint_dir=os.path.join(out, "checkpoints"))
     samples = FLAGS.num_steps * FLAGS.batch_size
     summary = runner.write_results(
         out, result, "kl_bits",

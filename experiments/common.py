@@ -36,3 +36,38 @@ def check_positive(**named):
 def save_flags(flag_values, path):
     """Write every flag of the experiment module so that --flagfile=path reproduces the run."""
     flag_values.append_flags_into_file(path)
+
+
+def flag_identity(flag_values, module_name, ignore=()):
+    """The values of a module's own flags, minus those that do not change its numbers."""
+    import sys
+
+    module = sys.modules[module_name]
+    return {f.name: f.value for f in flag_values.get_key_flags_for_module(module)
+            if f.name not in set(ignore)}
+
+
+def claim_output_dir(flag_values, module_name, ignore=()):
+    """Claim --output_dir for this run (see wsjax.runner.prepare_output_dir) and save flags.txt.
+
+    Returns:
+      True when the directory already held this run, which then resumes from its checkpoints.
+
+    Raises:
+      absl.app.UsageError: when the directory holds a different run and --overwrite is not set.
+    """
+    import os
+
+    from absl import app
+
+    from wsjax import runner
+
+    out = flag_values.output_dir
+    ignore = set(ignore) | {"output_dir", "overwrite"}
+    try:
+        resumed = runner.prepare_output_dir(out, flag_identity(flag_values, module_name, ignore),
+                                            flag_values.overwrite)
+    except FileExistsError as e:
+        raise app.UsageError(str(e)) from None
+    save_flags(flag_values, os.path.join(out, "flags.txt"))
+    return resumed

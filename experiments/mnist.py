@@ -18,7 +18,6 @@ dreams.png, weights.png and curves.png.
 import json
 import math
 import os
-import sys
 import time
 
 from absl import app, flags, logging
@@ -51,14 +50,6 @@ flags.DEFINE_integer("seed", 0, "Root seed.")
 flags.DEFINE_string("output_dir", "runs/mnist", "Results, figures and checkpoints.")
 flags.DEFINE_bool("overwrite", False, "Replace a different run found in --output_dir.")
 FLAGS = flags.FLAGS
-
-_NOT_IDENTITY = {"output_dir", "overwrite", "test_samples", "test_examples"}
-
-
-def _identity():
-    return {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[__name__])
-            if f.name not in _NOT_IDENTITY}
-
 
 def build():
     """Check the flags, load and validate the data, and build the trainer (no compilation)."""
@@ -123,11 +114,7 @@ def main(argv):
     except (ValueError, flags.ValidationError) as e:
         raise app.UsageError(str(e)) from None
     out = FLAGS.output_dir
-    try:
-        resumed = runner.prepare_output_dir(out, _identity(), FLAGS.overwrite)
-    except FileExistsError as e:
-        raise app.UsageError(str(e)) from None
-    common.save_flags(FLAGS, os.path.join(out, "flags.txt"))
+    resumed = common.claim_output_dir(FLAGS, __name__, ignore={"test_samples", "test_examples"})
     config = trainer.config
     num_train = task.data["train"].shape[0]
     logging.info("%s: %d training images; %s, layer sizes %s, %d steps of %d (%s)", task.name,

@@ -39,7 +39,8 @@ flags.DEFINE_float("init_scale", 0.1, "Standard deviation of the initial weights
 flags.DEFINE_integer("num_evals", 10, "Evaluations over each run.")
 flags.DEFINE_integer("num_direction_samples", 200, "Recognition samples per image for the direction test.")
 flags.DEFINE_integer("seed", 0, "Root seed.")
-flags.DEFINE_string("output_dir", "runs/shifter", "Where results and figures go.")
+flags.DEFINE_string("output_dir", "runs/shifter", "Where results, figures and checkpoints go.")
+flags.DEFINE_bool("overwrite", False, "Replace a different run found in --output_dir.")
 FLAGS = flags.FLAGS
 
 
@@ -87,9 +88,9 @@ def main(argv):
     except (ValueError, flags.ValidationError) as e:
         raise app.UsageError(str(e)) from None
     out = FLAGS.output_dir
-    os.makedirs(out, exist_ok=True)
-    common.save_flags(FLAGS, os.path.join(out, "flags.txt"))
-    result = runner.run_sweep(trainer, rates, FLAGS.num_seeds, FLAGS.seed)
+    common.claim_output_dir(FLAGS, __name__, ignore={"num_direction_samples"})
+    result = runner.run_sweep(trainer, rates, FLAGS.num_seeds, FLAGS.seed,
+                              checkpoint_dir=os.path.join(out, "checkpoints"))
     summary = runner.write_results(out, result, "kl_bits",
                                    extra=dict(layer_sizes=list(sizes), dataset="shifter"))
 

@@ -15,7 +15,6 @@ JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID). Process 0 writes th
 """
 
 import os
-import sys
 
 from absl import app, flags, logging
 import jax
@@ -53,8 +52,7 @@ flags.mark_flag_as_required("output_dir")
 FLAGS = flags.FLAGS
 
 # Settings that do not change the numbers a sweep produces.
-_NOT_IDENTITY = {"output_dir", "overwrite", "coordinator_address", "num_processes", "process_id",
-                 "checkpoint_every"}
+_NOT_IDENTITY = {"coordinator_address", "num_processes", "process_id", "checkpoint_every"}
 _OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
 
 
@@ -95,12 +93,6 @@ def build():
     return task, trainer, rates
 
 
-def _identity():
-    """The flag values that determine the sweep's numbers (compared on resume)."""
-    return {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[__name__])
-            if f.name not in _NOT_IDENTITY}
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -115,11 +107,7 @@ def main(argv):
     out = FLAGS.output_dir
     lead = jax.process_index() == 0
     if lead:
-        try:
-            resumed = runner.prepare_output_dir(out, _identity(), FLAGS.overwrite)
-        except FileExistsError as e:
-            raise app.UsageError(str(e)) from None
-        common.save_flags(FLAGS, os.path.join(out, "flags.txt"))
+        resumed = common.claim_output_dir(FLAGS, __name__, ignore=_NOT_IDENTITY)
         logging.info("output %s (%s)", out, "resuming" if resumed else "new sweep")
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
