@@ -9,6 +9,8 @@ import numpy as np
 import optax
 import pytest
 
+import wsjax
+
 from tests.helpers import random_machine
 from wsjax.model import generative_params, recognition_params
 from wsjax.optim import OptaxState, make_optax_step
@@ -195,3 +197,22 @@ def test_bad_options_are_refused(args, kwargs, error):
 def test_bad_rate_shape_is_refused():
     with pytest.raises(ValueError, match="learning_rate"):
         make_optax_step(optax.sgd).init(PARAMS, jnp.ones(3))
+
+
+def test_layer_rate_scales_scale_each_layer_of_the_sgd_update():
+    params = wsjax.init(jax.random.key(0), (6, 4, 2), init_scale=0.5)
+    u = (jax.random.uniform(jax.random.key(1), (5, 6)) < 0.4).astype(jnp.float32)
+    key = jax.random.key(2)
+    plain = make_optax_step(optax.sgd, "wake_sleep")
+    scaled = make_optax_step(optax.sgd, "wake_sleep", layer_rate_scales=(1.0, 0.25))
+    a, _ = jax.jit(plain.step)(key, plain.init(params, 0.3), u)
+    b, _ = jax.jit(scaled.step)(key, scaled.init(params, 0.3), u)
+    delta = lambda s: jax.tree.map(lambda new, old: new - old, s.params, params)
+    da, db = delta(a), delta(b)
+    for side in ("generative", "recognition"):
+        for name in ("w", "b"):
+            np.testing.assert_allclose(db[side][0][name], da[side][0][name], rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(db[side][1][name], 0.25 * da[side][1][name], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(db["prior"]["b"], 0.25 * da["prior"]["b"], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="layer_rate_scales has 3 entries"):
+        make_optax_step(optax.sgd, "wake_sleep", layer_rate_scales=(1, 1, 1)).init(params, 0.1)

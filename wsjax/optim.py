@@ -127,9 +127,26 @@ def _check_positive_int(name, value, allow_none):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _update_half(optimizer, opt_state, half, grads):
+def _layer_scales(half, scales):
+    """A tree like ``half`` whose leaves are the rate multipliers of their layers.
+
+    Conditional l of either side gets ``scales[l]``; the prior gets the top layer's.
+    """
+    out = {}
+    for name, part in half.items():
+        if name == "prior":
+            out[name] = jax.tree.map(lambda _: scales[-1], part)
+        else:
+            out[name] = tuple(jax.tree.map(lambda _, l=l: scales[l], layer)
+                              for l, layer in enumerate(part))
+    return out
+
+
+def _update_half(optimizer, opt_state, half, grads, scales=None):
     """One optimizer update of one half: (new half, new optimizer state)."""
     updates, opt_state = optimizer.update(grads, opt_state, half)
+    if scales is not None:
+        updates = jax.tree.map(lambda u, m: u * m, updates, _layer_scales(half, scales))
     return optax.apply_updates(half, updates), opt_state
 
 
@@ -142,6 +159,7 @@ def make_optax_step(
     sleep_batch_size: int | None = None,
     sequential: bool = False,
     schedule: optax.Schedule | None = None,
+    layer_rate_scales=None,
     logits_fn: LogitsFn = dense_logits,
 ) -> OptaxAlgorithm:
     r"""Build ``init`` and ``step`` for wake-sleep or RWS with an optax optimizer.
@@ -177,6 +195,10 @@ def make_optax_step(
         first and the sleep phase dreams from the updated generative model.
       schedule: optional optax schedule, step count -> multiplier of every
         update (static). None: constant rate, and no extra transformation.
+      layer_rate_scales: optional sequence of one multiplier per layer of
+        conditionals (static floats): the updates of generative and recognition
+        conditional l are scaled by entry l, the prior's by the last entry.
+        None: every layer at the full rate.
       logits_fn: the conditional "layer params, input -> logits".
 
     Returns:
@@ -234,10 +256,22 @@ def make_optax_step(
             tx = optax.chain(tx, optax.scale_by_schedule(schedule))
         return tx
 
+    if layer_rate_scales is not None:
+        layer_rate_scales = tuple(float(m) for m in layer_rate_scales)
+        if not all(m >= 0 and m == m for m in layer_rate_scales):
+            raise ValueError(f"layer_rate_scales must be non-negative, got {layer_rate_scales}")
+
+    def check_scales(params):
+        if layer_rate_scales is not None and len(layer_rate_scales) != len(params["generative"]):
+            raise ValueError(
+                f"layer_rate_scales has {len(layer_rate_scales)} entries but the machine has "
+                f"{len(params['generative'])} layers of conditionals")
+
     # Built once; the rate is supplied per state by init.
     make_optimizer = optax.inject_hyperparams(factory)
 
     def init_fn(params, learning_rate) -> OptaxState:
+        check_scales(params)
         lr = rates_pair(learning_rate)
         opt_gen = make_optimizer(lr[0]).init(generative_params(params))
         opt_rec = make_optimizer(lr[1]).init(recognition_params(params))
@@ -253,11 +287,14 @@ def make_optax_step(
         opt_gen, opt_rec = state.opt_state
         batch = sleep_batch_size or jnp.shape(u)[0]
         gen_grads, wake_loss = wake_grads(key_wake, params, u, logits_fn)
-        gen, opt_gen = _update_half(optimizer, opt_gen, generative_params(params), gen_grads)
+        check_scales(params)
+        gen, opt_gen = _update_half(optimizer, opt_gen, generative_params(params), gen_grads,
+                                    layer_rate_scales)
         # Sequential: dream from the machine after the wake update.
         dreamer = {**params, **gen} if sequential else params
         rec_grads, sleep_loss = sleep_grads(key_sleep, dreamer, batch, logits_fn)
-        rec, opt_rec = _update_half(optimizer, opt_rec, recognition_params(params), rec_grads)
+        rec, opt_rec = _update_half(optimizer, opt_rec, recognition_params(params), rec_grads,
+                                    layer_rate_scales)
         info = {"wake_loss": wake_loss, "sleep_loss": sleep_loss}
         return OptaxState({**params, **gen, **rec}, (opt_gen, opt_rec), state.step + 1), info
 
@@ -267,12 +304,13 @@ def make_optax_step(
         grads, info = rws_grads(
             key, params, u, num_samples, insomnia, sleep_batch_size, logits_fn
         )
+        check_scales(params)
         gen, opt_gen = _update_half(
-            optimizer, opt_gen, generative_params(params), generative_params(grads)
-        )
+            optimizer, opt_gen, generative_params(params), generative_params(grads),
+            layer_rate_scales)
         rec, opt_rec = _update_half(
-            optimizer, opt_rec, recognition_params(params), recognition_params(grads)
-        )
+            optimizer, opt_rec, recognition_params(params), recognition_params(grads),
+            layer_rate_scales)
         return OptaxState({**params, **gen, **rec}, (opt_gen, opt_rec), state.step + 1), info
 
     step_fn = wake_sleep_step if algorithm == "wake_sleep" else rws_step_fn

@@ -141,8 +141,9 @@ def prepare_output_dir(output_dir: str, identity: dict, overwrite: bool = False)
 
 
 def _quiet_orbax(record) -> bool:
-    """Logging filter: orbax's own INFO lines (several per checkpoint) are dropped."""
-    return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+    """Logging filter: INFO lines of installed packages (orbax writes several per checkpoint)
+    are dropped; warnings, errors and the kit's own lines are kept."""
+    return record.levelno >= logging.WARNING or "site-packages" not in record.pathname
 
 
 def _format_seconds(s: float) -> str:

@@ -47,6 +47,8 @@ class TrainConfig(NamedTuple):
       optimizer: learning_rate -> optax.GradientTransformation (optax.sgd: the delta rules).
       sleep_batch_size: dreams per sleep phase (None: batch_size).
       lr_decay: final rate / initial rate; the rate decays geometrically (1: constant).
+      layer_rate_scales: optional multiplier of the rate per layer of conditionals
+        (generative and recognition conditional l; the prior takes the last one).
       init_scale: standard deviation of the initial weights.
       init_biases: initial (prior, generative, recognition) bias values (see wsjax.init).
       eval_every: steps between evaluations; step metrics are averaged over each window.
@@ -64,6 +66,7 @@ class TrainConfig(NamedTuple):
     optimizer: Callable = optax.sgd
     sleep_batch_size: int | None = None
     lr_decay: float = 1.0
+    layer_rate_scales: tuple | None = None
     init_scale: float = 0.0
     init_biases: tuple = (0.0, 0.0, 0.0)
     eval_every: int = 1000
@@ -137,6 +140,14 @@ def check_config(config: TrainConfig) -> None:
             f"init_biases must be three finite numbers (prior, generative, recognition), "
             f"got {config.init_biases!r}"
         )
+    if config.layer_rate_scales is not None and (
+        len(config.layer_rate_scales) != len(config.layer_sizes) - 1
+        or not all(np.isfinite(m) and m >= 0 for m in config.layer_rate_scales)
+    ):
+        raise ValueError(
+            f"layer_rate_scales needs one non-negative multiplier per layer of conditionals "
+            f"({len(config.layer_sizes) - 1} for layer_sizes {tuple(config.layer_sizes)}), "
+            f"got {config.layer_rate_scales!r}")
     if not config.init_scale >= 0:
         raise ValueError(f"init_scale must be non-negative, got {config.init_scale!r}")
 
@@ -154,7 +165,7 @@ def make_train(config: TrainConfig) -> Trainer:
         config.optimizer, config.algorithm, num_samples=config.num_samples if rws else None,
         insomnia=config.insomnia if rws else None,
         sleep_batch_size=config.sleep_batch_size or config.batch_size, schedule=schedule,
-        logits_fn=config.logits_fn,
+        layer_rate_scales=config.layer_rate_scales, logits_fn=config.logits_fn,
     )
 
     def init_fn(key, learning_rate):
