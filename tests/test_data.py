@@ -1,0 +1,65 @@
+"""Built-in data: exact distributions against the samplers, and validation of outside data."""
+
+import jax
+import numpy as np
+import pytest
+
+from wsjax import data
+
+
+def _frequencies(samples, images):
+    index = {img.astype(np.uint8).tobytes(): i for i, img in enumerate(images)}
+    counts = np.zeros(len(images))
+    for row in np.asarray(samples):
+        counts[index[row.astype(np.uint8).tobytes()]] += 1  # KeyError: sampler left the support
+    return counts / len(samples)
+
+
+def test_bars_distribution_has_30_images_and_matches_the_sampler():
+    images, probs = data.bars_distribution()
+    assert images.shape == (30, 16) and len({i.tobytes() for i in images}) == 30
+    np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-12)
+    blank = np.flatnonzero(images.sum(1) == 0)[0]
+    full = np.flatnonzero(images.sum(1) == 16)[0]
+    np.testing.assert_allclose(probs[blank], 0.8**4)  # both orientations
+    np.testing.assert_allclose(probs[full], 0.2**4)
+    one_vertical = np.flatnonzero((images.reshape(-1, 4, 4)[:, 0] == [1, 0, 0, 0]).all(1)
+                                  & (images.sum(1) == 4))[0]
+    np.testing.assert_allclose(probs[one_vertical], 2 / 3 * 0.2 * 0.8**3)
+    n = 200_000
+    freq = _frequencies(jax.jit(data.sample_bars, static_argnums=1)(jax.random.key(0), n), images)
+    assert np.all(np.abs(freq - probs) < 5 * np.sqrt(probs * (1 - probs) / n) + 1e-4)
+
+
+def test_shifter_distribution_matches_the_sampler_and_directions():
+    images, probs, p_right = data.shifter_distribution()
+    np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-12)
+    assert images.shape[1] == 32 and np.all((p_right >= 0) & (p_right <= 1))
+    x, right = data.sample_shifter(jax.random.key(1), 100_000, return_direction=True)
+    x = np.asarray(x).reshape(-1, 4, 8)
+    np.testing.assert_array_equal(x[:, 0], x[:, 1])
+    np.testing.assert_array_equal(x[:, 2], x[:, 3])
+    shifted = np.where(np.asarray(right)[:, None] == 1, np.roll(x[:, 0], 1, axis=1), np.roll(x[:, 0], -1, axis=1))
+    np.testing.assert_array_equal(x[:, 2], shifted)
+    freq = _frequencies(x.reshape(-1, 32), images)
+    big = probs > 1e-3
+    assert np.all(np.abs(freq[big] - probs[big]) < 5 * np.sqrt(probs[big] / 100_000))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.array([[0, 1, 2]]), r"non-binary values 2 .*row 0, column 2"),
+    (np.array([[0.0, np.nan]]), "NaN"),
+    (np.array([0, 1]), "2-D array"),
+    (np.zeros((0, 3)), "empty"),
+    (np.array([["a", "b"]]), "numeric"),
+])
+def test_validate_binary_names_the_problem(bad, message):
+    with pytest.raises(ValueError, match=message):
+        data.validate_binary(bad, "my data")
+
+
+def test_validate_binary_width_and_pass_through():
+    with pytest.raises(ValueError, match="width 3 but the machine has n_visible = 4"):
+        data.validate_binary(np.zeros((2, 3)), n_visible=4)
+    out = data.validate_binary(np.array([[0, 1], [1, 1]], np.uint8))
+    assert out.dtype == np.float32 and out.tolist() == [[0, 1], [1, 1]]
