@@ -30,14 +30,19 @@ import wsjax
 from experiments import bars_lib, common
 from wsjax import plotting, runner
 
-flags.DEFINE_list("learning_rates", ["2:4", "2:8"],
+flags.DEFINE_list("learning_rates", ["4:8", "4:16"],
                   "Rates to sweep: 'e' for both halves or 'generative:recognition'.")
 flags.DEFINE_integer("num_seeds", 16, "Seeds per learning rate.")
-flags.DEFINE_integer("num_steps", 200_000, "Wake-sleep steps per run.")
-flags.DEFINE_integer("batch_size", 10, "Bars images per wake phase (and dreams per sleep phase).")
+flags.DEFINE_integer("num_steps", 100_000, "Wake-sleep steps per run.")
+flags.DEFINE_integer("batch_size", 20, "Bars images per wake phase (and dreams per sleep phase).")
 flags.DEFINE_list("layer_sizes", ["16", "8", "1"], "Widths, visible first.")
 flags.DEFINE_float("lr_decay", 0.01, "Final rate / initial rate (geometric decay over the run).")
-flags.DEFINE_float("init_scale", 0.0, "Standard deviation of the initial weights.")
+flags.DEFINE_list("init_scale", ["0", "1"],
+                  "Standard deviation of the initial weights: one value, or one per layer of "
+                  "conditionals (visible-hidden first).")
+flags.DEFINE_list("layer_rate_scales", ["1", "0.01:10"],
+                  "Rate multiplier per layer of conditionals (the prior takes the last): 'm', or "
+                  "'start:end' for one that moves geometrically from start to end over the run.")
 flags.DEFINE_string("init_biases", "-2.5:-2.5:-1.4",
                     "Initial biases 'prior:generative:recognition'.")
 flags.DEFINE_integer("num_evals", 20, "Exact-KL evaluations over each run.")
@@ -54,12 +59,12 @@ def build():
     common.check_positive(num_seeds=FLAGS.num_seeds, num_steps=FLAGS.num_steps,
                           batch_size=FLAGS.batch_size, lr_decay=FLAGS.lr_decay,
                           num_evals=FLAGS.num_evals)
-    if FLAGS.init_scale < 0:
-        raise flags.ValidationError(f"--init_scale must be >= 0, got {FLAGS.init_scale}")
     try:
-        config = bars_lib.bars_config(sizes, FLAGS.num_steps, FLAGS.batch_size, FLAGS.lr_decay,
-                                      FLAGS.init_scale, FLAGS.num_evals,
-                                      common.parse_biases(FLAGS.init_biases))
+        config = bars_lib.bars_config(
+            sizes, FLAGS.num_steps, FLAGS.batch_size, FLAGS.lr_decay,
+            common.parse_floats("init_scale", FLAGS.init_scale), FLAGS.num_evals,
+            common.parse_biases(FLAGS.init_biases),
+            common.parse_layer_rates(FLAGS.layer_rate_scales))
     except ValueError as e:
         raise flags.ValidationError(str(e)) from None
     return wsjax.make_train(config), rates
@@ -94,15 +99,19 @@ def main(argv):
 
     best = jax.tree.map(lambda a: a[b["rate_index"], b["seed"]], result.params)
     fields = np.asarray(best["generative"][0]["w"]).T  # [n_1, 16]: hidden unit -> pixels
+    labels = None
+    if len(best["generative"]) == 2 and best["generative"][1]["w"].shape[1] == 1:
+        labels = [f"top {w:+.1f}" for w in np.asarray(best["generative"][1]["w"])[:, 0]]
     plotting.plot_image_grid(fields, (4, 4), os.path.join(out, "weights.png"), signed=True,
-                             num_cols=fields.shape[0],
-                             title=f"generative weights of the best run (KL {b['value']:.3f} bits)")
+                             num_cols=fields.shape[0], labels=labels,
+                             title=f"generative weights of the best run (KL {b['value']:.3f} bits); "
+                                   "label: weight from the top unit")
     keys = jax.random.split(jax.random.key(FLAGS.seed + 1), 40)
     dreams, _ = jax.vmap(wsjax.sample_generative, in_axes=(0, None))(keys, best)
     plotting.plot_image_grid(dreams, (4, 4), os.path.join(out, "fantasies.png"), num_cols=10,
                              title="fantasies of the best run")
-    labels = [row["rate"] for row in summary["rows"]]
-    plotting.plot_learning_curves(result.metrics["step"], result.metrics["kl_bits"], labels,
+    plotting.plot_learning_curves(result.metrics["step"], result.metrics["kl_bits"],
+                                  [row["rate"] for row in summary["rows"]],
                                   os.path.join(out, "kl_curves.png"), "KL(data || model), bits",
                                   logy=True)
     plotting.plot_metric_vs_rate(result.learning_rates, final, os.path.join(out, "kl_vs_rate.png"),

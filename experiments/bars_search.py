@@ -6,6 +6,16 @@ budget of data samples per run, and records the exact KL(data || model) in bits.
 This is how the defaults of ``experiments.bars`` were chosen.
 
   python -m experiments.bars_search --output_dir=/tmp/bars_search
+
+With --variants (a JSON list of knob dicts, see VARIANT_DEFAULTS) it instead runs a custom
+plain wake-sleep loop (library wake_grads/sleep_grads, SGD delta rules) with knobs TrainConfig
+lacks: separate rate decays, sequential phases, rate warm-up, a rate multiplier (and its
+schedule) and initial weight noise for the layers touching the top unit, a separate hidden
+generative bias, tail averaging of the params, and (static flags) a larger sleep batch or
+several recognition samples per data image; results go to variants.jsonl. For example
+
+  python -m experiments.bars_search --output_dir=/tmp/bs --batch_sizes=10 --num_seeds=16 \
+      --variants='[{"top_rate":0.03,"top_rate_end":10,"top_init":1}]'
 """
 
 import itertools

@@ -14,6 +14,33 @@ def parse_ints(name, values, minimum=1):
     return out
 
 
+def parse_floats(name, values):
+    """A list flag of non-negative floats."""
+    try:
+        out = tuple(float(v) for v in values)
+    except ValueError:
+        raise flags.ValidationError(f"--{name} must be a list of numbers, got {values}") from None
+    if not out or any(not v >= 0 for v in out):
+        raise flags.ValidationError(f"--{name} must be non-negative numbers, got {list(values)}")
+    return out
+
+
+def parse_layer_rates(values):
+    """--layer_rate_scales: per layer 'm' or 'start:end' (geometric over the run)."""
+    out = []
+    for v in values:
+        try:
+            parts = tuple(float(p) for p in v.split(":"))
+        except ValueError:
+            parts = ()
+        if len(parts) not in (1, 2) or any(not p >= 0 for p in parts) or (
+                len(parts) == 2 and min(parts) <= 0):
+            raise flags.ValidationError(
+                f"--layer_rate_scales entries must be 'm' >= 0 or 'start:end' > 0, got {v!r}")
+        out.append(parts[0] if len(parts) == 1 else parts)
+    return tuple(out)
+
+
 def parse_biases(value):
     """'prior:generative:recognition' initial biases."""
     try:

@@ -97,3 +97,26 @@ def test_bad_rate_shape():
     train = wsjax.make_train(_config()).train
     with pytest.raises(ValueError, match="learning_rate must be a scalar or"):
         train(jax.random.key(0), jnp.ones(3))
+
+
+def test_layer_rate_schedule_moves_geometrically_from_start_to_end():
+    # A top multiplier going from 0.5 to 2 over 8 steps is 0.5 * 4 ** (t / 8): exactly 1 at t = 4.
+    base = _config(num_steps=8, eval_every=8, lr_decay=1.0, init_scale=(0.3, 1.0))
+    moving = wsjax.make_train(base._replace(layer_rate_scales=(1.0, (0.5, 2.0))))
+    fixed_half = wsjax.make_train(base._replace(layer_rate_scales=(1.0, 0.5)))
+    fixed_one = wsjax.make_train(base)
+    state = moving.init(jax.random.key(0), 0.7)
+    first = jax.jit(moving.step)(state)[0]
+    _assert_close = lambda a, b: jax.tree.map(
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), a.params, b.params)
+    _assert_close(first, jax.jit(fixed_half.step)(state)[0])
+    middle = state._replace(step=jnp.asarray(4, jnp.int32))
+    _assert_close(jax.jit(moving.step)(middle)[0], jax.jit(fixed_one.step)(middle)[0])
+
+
+def test_per_layer_init_scale():
+    params = wsjax.init(jax.random.key(0), (16, 8, 1), init_scale=(0.0, 1.0))
+    assert not np.any(params["generative"][0]["w"]) and not np.any(params["recognition"][0]["w"])
+    assert 0.3 < float(np.std(params["generative"][1]["w"])) < 2.0
+    with pytest.raises(ValueError, match="one per layer"):
+        wsjax.init(jax.random.key(0), (16, 8, 1), init_scale=(0.0, 1.0, 2.0))

@@ -46,7 +46,7 @@ __all__ = [
 
 
 def init(
-    key: jax.Array, layer_sizes: Sequence[int], *, init_scale: float = 0.0,
+    key: jax.Array, layer_sizes: Sequence[int], *, init_scale=0.0,
     prior_bias=0.0, generative_bias=0.0, recognition_bias=0.0,
 ) -> dict:
     """A fresh machine with the default affine conditionals.
@@ -54,9 +54,11 @@ def init(
     Args:
       key: PRNG key for the initial weights.
       layer_sizes: (n_visible, n_1, ..., n_top), at least two positive ints (static).
-      init_scale: standard deviation of the Gaussian initial weights. 0 (the
-        default) starts every weight at zero: the sampling noise alone breaks
-        the symmetry between hidden units.
+      init_scale: standard deviation of the Gaussian initial weights: one
+        value, or one per layer of conditionals (entry l for the generative and
+        recognition conditionals between h_l and h_{l+1}). 0 (the default)
+        starts every weight at zero: the sampling noise alone breaks the
+        symmetry between hidden units.
       prior_bias: initial value of the top-layer prior logits.
       generative_bias: initial value of every generative bias (negative values
         start the machine with sparse dreams).
@@ -71,19 +73,30 @@ def init(
     """
     sizes = _check_layer_sizes(layer_sizes)
     num_layers = len(sizes) - 1
+    scales = _per_layer("init_scale", init_scale, num_layers)
     keys = jax.random.split(key, 2 * num_layers)
     with_bias = lambda layer, b: {**layer, "b": jnp.full_like(layer["b"], b)}
     generative = tuple(
-        with_bias(init_dense(keys[l], sizes[l + 1], sizes[l], init_scale), generative_bias)
+        with_bias(init_dense(keys[l], sizes[l + 1], sizes[l], scales[l]), generative_bias)
         for l in range(num_layers)
     )
     recognition = tuple(
-        with_bias(init_dense(keys[num_layers + l], sizes[l], sizes[l + 1], init_scale),
+        with_bias(init_dense(keys[num_layers + l], sizes[l], sizes[l + 1], scales[l]),
                   recognition_bias)
         for l in range(num_layers)
     )
     prior = {"b": jnp.full((sizes[-1],), prior_bias, jnp.float32)}
     return {"prior": prior, "generative": generative, "recognition": recognition}
+
+
+def _per_layer(name, value, num_layers):
+    """A scalar or a sequence of num_layers values, as a tuple of num_layers."""
+    if np.ndim(value) == 0:
+        return (value,) * num_layers
+    values = tuple(value)
+    if len(values) != num_layers:
+        raise ValueError(f"{name} needs one value or {num_layers} (one per layer), got {value!r}")
+    return values
 
 
 def _check_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:

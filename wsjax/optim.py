@@ -131,6 +131,7 @@ def _layer_scales(half, scales):
     """A tree like ``half`` whose leaves are the rate multipliers of their layers.
 
     Conditional l of either side gets ``scales[l]``; the prior gets the top layer's.
+    ``scales`` holds the multipliers at the current step (floats or scalars).
     """
     out = {}
     for name, part in half.items():
@@ -142,11 +143,12 @@ def _layer_scales(half, scales):
     return out
 
 
-def _update_half(optimizer, opt_state, half, grads, scales=None):
+def _update_half(optimizer, opt_state, half, grads, scales=None, step=None):
     """One optimizer update of one half: (new half, new optimizer state)."""
     updates, opt_state = optimizer.update(grads, opt_state, half)
     if scales is not None:
-        updates = jax.tree.map(lambda u, m: u * m, updates, _layer_scales(half, scales))
+        now = tuple(m(step) if callable(m) else m for m in scales)
+        updates = jax.tree.map(lambda u, m: u * m, updates, _layer_scales(half, now))
     return optax.apply_updates(half, updates), opt_state
 
 
@@ -196,9 +198,9 @@ def make_optax_step(
       schedule: optional optax schedule, step count -> multiplier of every
         update (static). None: constant rate, and no extra transformation.
       layer_rate_scales: optional sequence of one multiplier per layer of
-        conditionals (static floats): the updates of generative and recognition
-        conditional l are scaled by entry l, the prior's by the last entry.
-        None: every layer at the full rate.
+        conditionals, each a float or a schedule (step count -> multiplier):
+        the updates of generative and recognition conditional l are scaled by
+        entry l, the prior's by the last entry. None: every layer at the full rate.
       logits_fn: the conditional "layer params, input -> logits".
 
     Returns:
@@ -257,8 +259,8 @@ def make_optax_step(
         return tx
 
     if layer_rate_scales is not None:
-        layer_rate_scales = tuple(float(m) for m in layer_rate_scales)
-        if not all(m >= 0 and m == m for m in layer_rate_scales):
+        layer_rate_scales = tuple(m if callable(m) else float(m) for m in layer_rate_scales)
+        if not all(callable(m) or (m >= 0 and m == m) for m in layer_rate_scales):
             raise ValueError(f"layer_rate_scales must be non-negative, got {layer_rate_scales}")
 
     def check_scales(params):
@@ -289,12 +291,12 @@ def make_optax_step(
         gen_grads, wake_loss = wake_grads(key_wake, params, u, logits_fn)
         check_scales(params)
         gen, opt_gen = _update_half(optimizer, opt_gen, generative_params(params), gen_grads,
-                                    layer_rate_scales)
+                                    layer_rate_scales, state.step)
         # Sequential: dream from the machine after the wake update.
         dreamer = {**params, **gen} if sequential else params
         rec_grads, sleep_loss = sleep_grads(key_sleep, dreamer, batch, logits_fn)
         rec, opt_rec = _update_half(optimizer, opt_rec, recognition_params(params), rec_grads,
-                                    layer_rate_scales)
+                                    layer_rate_scales, state.step)
         info = {"wake_loss": wake_loss, "sleep_loss": sleep_loss}
         return OptaxState({**params, **gen, **rec}, (opt_gen, opt_rec), state.step + 1), info
 
@@ -307,10 +309,10 @@ def make_optax_step(
         check_scales(params)
         gen, opt_gen = _update_half(
             optimizer, opt_gen, generative_params(params), generative_params(grads),
-            layer_rate_scales)
+            layer_rate_scales, state.step)
         rec, opt_rec = _update_half(
             optimizer, opt_rec, recognition_params(params), recognition_params(grads),
-            layer_rate_scales)
+            layer_rate_scales, state.step)
         return OptaxState({**params, **gen, **rec}, (opt_gen, opt_rec), state.step + 1), info
 
     step_fn = wake_sleep_step if algorithm == "wake_sleep" else rws_step_fn

@@ -245,7 +245,8 @@ def run_sweep(
     if checkpoint_dir is not None:
         import orbax.checkpoint as ocp
 
-        handler = logging.get_absl_handler()
+        # absl's handler passes records on to its python_handler, where filters apply.
+        handler = logging.get_absl_handler().python_handler
         if _quiet_orbax not in handler.filters:
             handler.addFilter(_quiet_orbax)
         manager = ocp.CheckpointManager(

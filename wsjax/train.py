@@ -48,8 +48,10 @@ class TrainConfig(NamedTuple):
       sleep_batch_size: dreams per sleep phase (None: batch_size).
       lr_decay: final rate / initial rate; the rate decays geometrically (1: constant).
       layer_rate_scales: optional multiplier of the rate per layer of conditionals
-        (generative and recognition conditional l; the prior takes the last one).
-      init_scale: standard deviation of the initial weights.
+        (generative and recognition conditional l; the prior takes the last one):
+        a float, or a (start, end) pair moving geometrically from start to end
+        over the run.
+      init_scale: standard deviation of the initial weights, one value or one per layer.
       init_biases: initial (prior, generative, recognition) bias values (see wsjax.init).
       eval_every: steps between evaluations; step metrics are averaged over each window.
       eval_fn: optional (params, data) -> dict of scalars, run every eval_every steps.
@@ -67,7 +69,7 @@ class TrainConfig(NamedTuple):
     sleep_batch_size: int | None = None
     lr_decay: float = 1.0
     layer_rate_scales: tuple | None = None
-    init_scale: float = 0.0
+    init_scale: float | tuple = 0.0
     init_biases: tuple = (0.0, 0.0, 0.0)
     eval_every: int = 1000
     eval_fn: Callable | None = None
@@ -142,14 +144,28 @@ def check_config(config: TrainConfig) -> None:
         )
     if config.layer_rate_scales is not None and (
         len(config.layer_rate_scales) != len(config.layer_sizes) - 1
-        or not all(np.isfinite(m) and m >= 0 for m in config.layer_rate_scales)
+        or not all(np.all(np.isfinite(m)) and np.all(np.asarray(m) >= 0) and np.size(m) in (1, 2)
+                   and (np.size(m) == 1 or np.all(np.asarray(m) > 0))
+                   for m in config.layer_rate_scales)
     ):
         raise ValueError(
-            f"layer_rate_scales needs one non-negative multiplier per layer of conditionals "
+            f"layer_rate_scales needs one non-negative multiplier (or positive (start, end) pair) "
+            f"per layer of conditionals "
             f"({len(config.layer_sizes) - 1} for layer_sizes {tuple(config.layer_sizes)}), "
             f"got {config.layer_rate_scales!r}")
-    if not config.init_scale >= 0:
-        raise ValueError(f"init_scale must be non-negative, got {config.init_scale!r}")
+    scales = np.asarray(config.init_scale, np.float64)
+    if scales.ndim > 1 or (scales.ndim == 1 and scales.size != len(config.layer_sizes) - 1) or not (
+        np.all(np.isfinite(scales)) and np.all(scales >= 0)
+    ):
+        raise ValueError(
+            f"init_scale must be one non-negative value or one per layer of conditionals, "
+            f"got {config.init_scale!r}")
+
+
+def _geometric(start, end, num_steps):
+    """Schedule moving geometrically from start (step 0) to end (step num_steps)."""
+    start, ratio = float(start), float(end) / float(start)
+    return lambda count: start * jnp.asarray(ratio, jnp.float32) ** (count / num_steps)
 
 
 def make_train(config: TrainConfig) -> Trainer:
@@ -161,17 +177,23 @@ def make_train(config: TrainConfig) -> Trainer:
     schedule = None if decay == 1.0 else (
         lambda count: jnp.asarray(decay, jnp.float32) ** (count / config.num_steps))
     rws = config.algorithm == "rws"
+    layer_scales = None
+    if config.layer_rate_scales is not None:
+        layer_scales = tuple(
+            _geometric(*m, config.num_steps) if np.size(m) == 2 else float(m)
+            for m in config.layer_rate_scales)
     algo = make_optax_step(
         config.optimizer, config.algorithm, num_samples=config.num_samples if rws else None,
         insomnia=config.insomnia if rws else None,
         sleep_batch_size=config.sleep_batch_size or config.batch_size, schedule=schedule,
-        layer_rate_scales=config.layer_rate_scales, logits_fn=config.logits_fn,
+        layer_rate_scales=layer_scales, logits_fn=config.logits_fn,
     )
 
     def init_fn(key, learning_rate):
         key_init, key_run = jax.random.split(key)
         prior_b, gen_b, rec_b = config.init_biases
-        params = init(key_init, sizes, init_scale=config.init_scale, prior_bias=prior_b,
+        init_scale = config.init_scale if np.ndim(config.init_scale) == 0 else tuple(config.init_scale)
+        params = init(key_init, sizes, init_scale=init_scale, prior_bias=prior_b,
                       generative_bias=gen_b, recognition_bias=rec_b)
         opt = algo.init(params, learning_rate)
         return TrainState(params, opt.opt_state, key_run, opt.step)
