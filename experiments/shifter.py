@@ -35,7 +35,10 @@ flags.DEFINE_integer("batch_size", 10, "Images per step.")
 flags.DEFINE_list("layer_sizes", ["32", "24", "1"], "Widths, visible first.")
 flags.DEFINE_float("lr_decay", 0.1, "Final rate / initial rate (geometric).")
 flags.DEFINE_string("init_biases", "0:-1.4:-1.4", "Initial biases 'prior:generative:recognition'.")
-flags.DEFINE_float("init_scale", 0.1, "Standard deviation of the initial weights.")
+flags.DEFINE_list("init_scale", ["0.1"], "Standard deviation of the initial weights: one value "
+                  "or one per layer of conditionals.")
+flags.DEFINE_list("layer_rate_scales", ["1", "1"], "Rate multiplier per layer of conditionals: 'm' "
+                  "or 'start:end' (geometric over the run); the prior takes the last.")
 flags.DEFINE_integer("num_evals", 10, "Evaluations over each run.")
 flags.DEFINE_integer("num_direction_samples", 200, "Recognition samples per image for the direction test.")
 flags.DEFINE_integer("seed", 0, "Root seed.")
@@ -64,6 +67,10 @@ def direction_accuracy(key, params, images, probs, right, num_samples):
     return jnp.maximum(acc, 1.0 - acc)
 
 
+def _one_or_many(values):
+    return values[0] if len(values) == 1 else values
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -81,7 +88,9 @@ def main(argv):
             raise flags.ValidationError("--num_steps must be a multiple of --num_evals")
         config = wsjax.TrainConfig(
             layer_sizes=sizes, num_steps=FLAGS.num_steps, batch_size=FLAGS.batch_size,
-            sampler=task.sampler, lr_decay=FLAGS.lr_decay, init_scale=FLAGS.init_scale,
+            sampler=task.sampler, lr_decay=FLAGS.lr_decay,
+            init_scale=_one_or_many(common.parse_floats("init_scale", FLAGS.init_scale)),
+            layer_rate_scales=common.parse_layer_rates(FLAGS.layer_rate_scales),
             init_biases=common.parse_biases(FLAGS.init_biases),
             eval_every=FLAGS.num_steps // FLAGS.num_evals, eval_fn=task.eval_fn)
         trainer = wsjax.make_train(config)

@@ -1,6 +1,6 @@
 """wsjax: Helmholtz machines trained by wake-sleep, as pure JAX functions."""
 
-from wsjax import data, loaders, plotting, runner
+from wsjax import data, loaders, plotting, runner, tasks
 from wsjax.exact import (
     MAX_EXACT_HIDDEN,
     all_binary_configs,
@@ -39,6 +39,7 @@ __all__ = [
     "plotting",
     "rates_pair",
     "runner",
+    "tasks",
     "rws_grads",
     "rws_losses",
     "rws_step",
