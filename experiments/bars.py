@@ -115,7 +115,7 @@ def main(argv):
                                   os.path.join(out, "kl_curves.png"), "KL(data || model), bits",
                                   logy=True)
     plotting.plot_metric_vs_rate(result.learning_rates, final, os.path.join(out, "kl_vs_rate.png"),
-                                 "final KL, bits")
+                                 "KL, bits")
     print(runner.summary_markdown(summary), end="")
 
 

@@ -127,7 +127,7 @@ def main(argv):
     plotting.plot_learning_curves(result.metrics["step"], result.metrics[task.metric], labels,
                                   os.path.join(out, "curves.png"), task.metric, logy=task.metric == "kl_bits")
     plotting.plot_metric_vs_rate(result.learning_rates, result.metrics[task.metric][:, :, -1],
-                                 os.path.join(out, "final_vs_rate.png"), f"final {task.metric}")
+                                 os.path.join(out, "final_vs_rate.png"), task.metric)
     print(runner.summary_markdown(summary), end="")
     logging.info("%d runs in %.1f s (resumed from eval %d)", int(np.prod(result.metrics[task.metric].shape[:2])),
                  result.seconds, result.resumed_from)

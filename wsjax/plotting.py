@@ -100,6 +100,9 @@ def plot_metric_vs_rate(rates, final, path, ylabel, title=""):
     for r in range(final.shape[0]):
         ax.scatter(np.full(final.shape[1], x[r]), final[r], s=6, alpha=0.4, color="gray")
     ax.set_xscale("log")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{v:g}" for v in x])
+    ax.minorticks_off()
     ax.set_xlabel("learning rate" if rates.ndim == 1 else "generative learning rate")
     ax.set_ylabel(ylabel)
     ax.set_title(title or f"final {ylabel} over seeds", fontsize=9)
