@@ -28,7 +28,7 @@ import optax
 
 import wsjax
 from experiments import common
-from wsjax import plotting, runner, tasks
+from wsjax import loaders, plotting, runner, tasks
 
 flags.DEFINE_enum("dataset", "mnist", ["mnist", "digits"], "mnist: --data_path files; digits: built in.")
 flags.DEFINE_string("data_path", None, "Binarized MNIST file or directory (.npz, .amat, .mat, idx).")
@@ -46,7 +46,8 @@ flags.DEFINE_integer("num_epochs", None, "Passes over the training set (default:
 flags.DEFINE_integer("num_evals", None, "Held-out evaluations (and checkpoints) over the run "
                      "(default: one per epoch for mnist, 20 for digits).")
 flags.DEFINE_integer("test_samples", 5000, "K for the final test log-likelihood estimate.")
-flags.DEFINE_integer("test_examples", None, "Evaluate only the first N test images (default: all).")
+flags.DEFINE_integer("test_examples", None, "Evaluate a fixed random subset of N test images "
+                     "(default: all; a prefix would be biased: files are often ordered).")
 flags.DEFINE_integer("seed", 0, "Root seed.")
 flags.DEFINE_string("output_dir", "runs/mnist", "Results, figures and checkpoints.")
 flags.DEFINE_bool("overwrite", False, "Replace a different run found in --output_dir.")
@@ -132,8 +133,12 @@ def main(argv):
                               checkpoint_dir=os.path.join(out, "checkpoints"), on_eval=on_eval)
     summary = runner.write_results(out, result, "test_nll")
 
-    split = (tasks.load(FLAGS.dataset, FLAGS.data_path) if task.name == "mnist" else task).data
-    test = split["test"][:FLAGS.test_examples]
+    split = (loaders.load_binarized_mnist(FLAGS.data_path) if task.name == "mnist"
+             else loaders.load_digits())
+    test = split["test"]
+    if FLAGS.test_examples is not None and FLAGS.test_examples < test.shape[0]:
+        pick = np.random.default_rng(FLAGS.seed).permutation(test.shape[0])[:FLAGS.test_examples]
+        test = test[np.sort(pick)]
     log_lik = test_log_likelihood(result.params, test, FLAGS.test_samples, FLAGS.seed)
     baseline = factorial_baseline_nll(split["train"], test)
     report = dict(summary=summary, dataset=task.name, algorithm=FLAGS.algorithm,

@@ -89,9 +89,10 @@ def from_arrays(name: str, train, test, layer_sizes, image_shape, num_eval_sampl
     """A task over a fixed data set: minibatches drawn with replacement from ``train``.
 
     Metrics, each a mean -log p(u) in nats estimated with ``num_eval_samples``
-    importance samples (so high on average): ``test_nll`` over the first
-    ``eval_batch`` rows of ``test`` (the ranking metric), ``train_nll`` over the
-    first ``eval_batch`` rows of ``train``.
+    importance samples (so high on average): ``test_nll`` over ``eval_batch`` rows
+    of ``test`` (the ranking metric) and ``train_nll`` over ``eval_batch`` rows of
+    ``train``, both fixed random subsets (files are often ordered, so a prefix
+    would be a biased sample).
 
     Raises:
       ValueError: if the arrays are not 0/1 or do not have the machine's width.
@@ -99,16 +100,19 @@ def from_arrays(name: str, train, test, layer_sizes, image_shape, num_eval_sampl
     n_visible = int(layer_sizes[0])
     train = data_lib.validate_binary(train, f"{name} train", n_visible)
     test = data_lib.validate_binary(test, f"{name} test", n_visible)
+    rng = np.random.default_rng(0)
+    test_eval = test[np.sort(rng.permutation(test.shape[0])[:eval_batch])]
+    train_eval = train[np.sort(rng.permutation(train.shape[0])[:eval_batch])]
 
     def eval_fn(params, data, key=jax.random.key(0)):
         key_test, key_train = jax.random.split(key)
-        test_part, train_part = data["test"][:eval_batch], data["train"][:eval_batch]
-        return {"test_nll": -jnp.mean(estimate_log_prob(key_test, params, test_part, num_eval_samples)),
-                "train_nll": -jnp.mean(estimate_log_prob(key_train, params, train_part, num_eval_samples))}
+        return {"test_nll": -jnp.mean(estimate_log_prob(key_test, params, data["test"], num_eval_samples)),
+                "train_nll": -jnp.mean(estimate_log_prob(key_train, params, data["train_eval"],
+                                                         num_eval_samples))}
 
     return Task(name=name, layer_sizes=tuple(layer_sizes), sampler=_rows, eval_fn=eval_fn,
                 metric="test_nll", image_shape=tuple(image_shape),
-                data={"train": train, "test": test})
+                data={"train": train, "test": test_eval, "train_eval": train_eval})
 
 
 def load(name: str, data_path: str | None = None, valid_as_test: bool = False) -> Task:
