@@ -139,6 +139,8 @@ def main(argv):
     if FLAGS.test_examples is not None and FLAGS.test_examples < test.shape[0]:
         pick = np.random.default_rng(FLAGS.seed).permutation(test.shape[0])[:FLAGS.test_examples]
         test = test[np.sort(pick)]
+    trained_epochs = ((config.num_steps // config.eval_every - result.resumed_from)
+                      * config.eval_every * config.batch_size / num_train)
     log_lik = test_log_likelihood(result.params, test, FLAGS.test_samples, FLAGS.seed)
     baseline = factorial_baseline_nll(split["train"], test)
     report = dict(summary=summary, dataset=task.name, algorithm=FLAGS.algorithm,
@@ -149,9 +151,7 @@ def main(argv):
                   factorial_bernoulli_test_nll=baseline,
                   epochs=config.num_steps * config.batch_size / num_train,
                   train_seconds_this_process=result.seconds, resumed_from_eval=result.resumed_from,
-                  seconds_per_epoch=result.seconds / max(1e-9, (config.num_steps // config.eval_every
-                                                               - result.resumed_from) * config.eval_every
-                                                              * config.batch_size / num_train))
+                  seconds_per_epoch=(result.seconds / trained_epochs if trained_epochs else None))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
 
