@@ -71,6 +71,6 @@ def bernoulli_log_prob(logits: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def bernoulli_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
-    """Sample a binary array with P(1) = sigmoid(logits), as float32 0/1."""
+    """Sample a binary array with P(1) = sigmoid(logits), as 0/1 in the dtype of ``logits``."""
     u = jax.random.uniform(key, logits.shape, logits.dtype)
     return (u < jax.nn.sigmoid(logits)).astype(logits.dtype)

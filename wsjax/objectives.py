@@ -92,6 +92,7 @@ def log_weights(
     Returns:
       (log_w [batch, K], hs) with hs = (h_1 [batch, K, n_1], ...).
     """
+    check_visible(params, u, logits_fn, batched=True)
     batch = u.shape[0]
     keys = jax.random.split(key, (batch, num_samples))
 
@@ -106,7 +107,7 @@ def log_weights(
 def _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn):
     """Stream over chunks of samples; return (logsumexp_k log w, sum_k log w), each [batch]."""
     check_visible(params, u, logits_fn, batched=True)
-    if int(num_samples) < 1:
+    if int(num_samples) != num_samples or int(num_samples) < 1:
         raise ValueError(f"num_samples must be a positive int, got {num_samples}")
     num_samples = int(num_samples)
     batch = u.shape[0]
