@@ -19,6 +19,7 @@ process receives the gathered metrics (write files from process 0 only).
 from __future__ import annotations
 
 import csv
+import logging as std_logging
 import json
 import os
 import shutil
@@ -143,7 +144,7 @@ def prepare_output_dir(output_dir: str, identity: dict, overwrite: bool = False)
 def _quiet_orbax(record) -> bool:
     """Logging filter: INFO lines of installed packages (orbax writes several per checkpoint)
     are dropped; warnings, errors and the kit's own lines are kept."""
-    return record.levelno >= logging.WARNING or "site-packages" not in record.pathname
+    return record.levelno >= std_logging.WARNING or "site-packages" not in record.pathname
 
 
 def _format_seconds(s: float) -> str:
