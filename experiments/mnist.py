@@ -146,7 +146,7 @@ def main(argv):
     report = dict(summary=summary, dataset=task.name, algorithm=FLAGS.algorithm,
                   layer_sizes=list(config.layer_sizes), num_samples=FLAGS.num_samples,
                   test_examples=int(test.shape[0]), test_importance_samples=FLAGS.test_samples,
-                  test_nll={runner._rate_label(r): (-log_lik[i]).tolist()
+                  test_nll={runner.rate_label(r): (-log_lik[i]).tolist()
                             for i, r in enumerate(result.learning_rates)},
                   factorial_bernoulli_test_nll=baseline,
                   epochs=config.num_steps * config.batch_size / num_train,
@@ -168,7 +168,7 @@ def main(argv):
     plotting.plot_learning_curves(result.metrics["step"], result.metrics["test_nll"], labels,
                                   os.path.join(out, "curves.png"), "held-out NLL estimate, nats")
     for i, r in enumerate(result.learning_rates):
-        logging.info("rate %s: test NLL (K=%d) per seed: %s", runner._rate_label(r), FLAGS.test_samples,
+        logging.info("rate %s: test NLL (K=%d) per seed: %s", runner.rate_label(r), FLAGS.test_samples,
                      " ".join(f"{-v:.2f}" for v in log_lik[i]))
     print(f"{task.name} test NLL (nats, K={FLAGS.test_samples}): best {float(-log_lik.max()):.2f}, "
           f"factorial Bernoulli baseline {baseline:.2f}")

@@ -39,6 +39,7 @@ __all__ = [
     "SweepResult",
     "parse_rates",
     "prepare_output_dir",
+    "rate_label",
     "run_sweep",
     "summarize",
     "summary_markdown",
@@ -300,7 +301,8 @@ def run_sweep(
     return SweepResult(params, out, rates, np.arange(num_seeds), seconds, resumed_from)
 
 
-def _rate_label(rate) -> str:
+def rate_label(rate) -> str:
+    """'e' for a rate shared by both halves, 'gen:rec' for a pair."""
     rate = np.atleast_1d(rate)
     return f"{rate[0]:g}" if rate.size == 1 or rate[0] == rate[1] else f"{rate[0]:g}:{rate[1]:g}"
 
@@ -318,7 +320,7 @@ def summarize(result: SweepResult, metric: str, lower_is_better: bool = True) ->
     for r, rate in enumerate(result.learning_rates):
         vals = final[r]
         best_seed = int(np.nanargmin(sign * vals))
-        rows.append(dict(rate=_rate_label(rate), mean=float(np.mean(vals)), std=float(np.std(vals)),
+        rows.append(dict(rate=rate_label(rate), mean=float(np.mean(vals)), std=float(np.std(vals)),
                          median=float(np.median(vals)), min=float(np.min(vals)),
                          max=float(np.max(vals)), best_seed=best_seed))
     flat = int(np.nanargmin(sign * final))
@@ -361,14 +363,14 @@ def write_results(output_dir: str, result: SweepResult, metric: str, lower_is_be
         for r, rate in enumerate(result.learning_rates):
             for s in range(len(result.seeds)):
                 for e, step in enumerate(result.metrics["step"]):
-                    writer.writerow([r, _rate_label(rate), s, int(step),
+                    writer.writerow([r, rate_label(rate), s, int(step),
                                      *(repr(float(result.metrics[n][r, s, e])) for n in names)])
     summary = summarize(result, metric, lower_is_better)
     with open(os.path.join(output_dir, "summary.md"), "w") as f:
         f.write(summary_markdown(summary))
     final = result.metrics[metric][:, :, -1]
     payload = dict(summary=summary, seconds=result.seconds, resumed_from=result.resumed_from,
-                   final={_rate_label(r): final[i].tolist() for i, r in enumerate(result.learning_rates)},
+                   final={rate_label(r): final[i].tolist() for i, r in enumerate(result.learning_rates)},
                    **(extra or {}))
     with open(os.path.join(output_dir, "results.json"), "w") as f:
         json.dump(payload, f, indent=1)
