@@ -1,22 +1,18 @@
 """The bars problem as a wsjax training configuration (shared by the bars experiments)."""
 
-import jax.numpy as jnp
-import numpy as np
-
 import wsjax
-from wsjax import data
+from wsjax import tasks
 
 
-def bars_sampler(key, batch_size, _data=None):
-    """Fresh bars images, drawn inside the compiled program; the data argument is unused."""
-    return data.sample_bars(key, batch_size)
+_BARS = tasks.bars()
+
+bars_sampler = _BARS.sampler
+"""(key, batch_size, data) -> fresh 4x4 bars images; the data argument is unused."""
 
 
 def bars_eval():
-    """(params, data) -> {"kl_bits": exact KL(bars || model)}, closing over the 30 bars images."""
-    images, probs = data.bars_distribution()
-    images, probs = jnp.asarray(images), jnp.asarray(probs, jnp.float32)
-    return lambda params, _data=None: {"kl_bits": wsjax.exact_kl_bits(params, images, probs)}
+    """(params, data) -> {"kl_bits": exact KL(bars || model)} over the 30 bars images."""
+    return _BARS.eval_fn
 
 
 def bars_config(layer_sizes, num_steps, batch_size, lr_decay, init_scale, num_evals,
@@ -24,8 +20,6 @@ def bars_config(layer_sizes, num_steps, batch_size, lr_decay, init_scale, num_ev
     """A TrainConfig for bars with ``num_evals`` exact-KL evaluations over the run."""
     if num_evals < 1 or num_steps % num_evals:
         raise ValueError(f"num_steps ({num_steps}) must be a positive multiple of num_evals ({num_evals})")
-    if np.ndim(init_scale) == 1 and len(init_scale) == 1:
-        init_scale = init_scale[0]
     if tuple(layer_sizes)[:1] != (16,):
         raise ValueError(f"bars images have 16 pixels, so layer_sizes must start with 16, got {layer_sizes}")
     return wsjax.TrainConfig(

@@ -1,6 +1,11 @@
-"""Flag parsing shared by the experiments: fail on impossible settings before compiling."""
+"""Shared by the experiments: flag parsing that fails before compiling, and output-directory claims."""
 
-from absl import flags
+import os
+import sys
+
+from absl import app, flags
+
+from wsjax import runner
 
 
 def parse_ints(name, values, minimum=1):
@@ -67,8 +72,6 @@ def save_flags(flag_values, path):
 
 def flag_identity(flag_values, module_name, ignore=()):
     """The values of a module's own flags, minus those that do not change its numbers."""
-    import sys
-
     module = sys.modules[module_name]
     return {f.name: f.value for f in flag_values.get_key_flags_for_module(module)
             if f.name not in set(ignore)}
@@ -83,12 +86,6 @@ def claim_output_dir(flag_values, module_name, ignore=()):
     Raises:
       absl.app.UsageError: when the directory holds a different run and --overwrite is not set.
     """
-    import os
-
-    from absl import app
-
-    from wsjax import runner
-
     out = flag_values.output_dir
     ignore = set(ignore) | {"output_dir", "overwrite"}
     try:

@@ -67,10 +67,6 @@ def direction_accuracy(key, params, images, probs, right, num_samples):
     return jnp.maximum(acc, 1.0 - acc)
 
 
-def _one_or_many(values):
-    return values[0] if len(values) == 1 else values
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -89,7 +85,7 @@ def main(argv):
         config = wsjax.TrainConfig(
             layer_sizes=sizes, num_steps=FLAGS.num_steps, batch_size=FLAGS.batch_size,
             sampler=task.sampler, lr_decay=FLAGS.lr_decay,
-            init_scale=_one_or_many(common.parse_floats("init_scale", FLAGS.init_scale)),
+            init_scale=common.parse_floats("init_scale", FLAGS.init_scale),
             layer_rate_scales=common.parse_layer_rates(FLAGS.layer_rate_scales),
             init_biases=common.parse_biases(FLAGS.init_biases),
             eval_every=FLAGS.num_steps // FLAGS.num_evals, eval_fn=task.eval_fn)

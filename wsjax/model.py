@@ -94,6 +94,8 @@ def _per_layer(name, value, num_layers):
     if np.ndim(value) == 0:
         return (value,) * num_layers
     values = tuple(value)
+    if len(values) == 1:
+        return values * num_layers
     if len(values) != num_layers:
         raise ValueError(f"{name} needs one value or {num_layers} (one per layer), got {value!r}")
     return values

@@ -154,7 +154,7 @@ def check_config(config: TrainConfig) -> None:
             f"({len(config.layer_sizes) - 1} for layer_sizes {tuple(config.layer_sizes)}), "
             f"got {config.layer_rate_scales!r}")
     scales = np.asarray(config.init_scale, np.float64)
-    if scales.ndim > 1 or (scales.ndim == 1 and scales.size != len(config.layer_sizes) - 1) or not (
+    if scales.ndim > 1 or (scales.ndim == 1 and scales.size not in (1, len(config.layer_sizes) - 1)) or not (
         np.all(np.isfinite(scales)) and np.all(scales >= 0)
     ):
         raise ValueError(
@@ -192,8 +192,7 @@ def make_train(config: TrainConfig) -> Trainer:
     def init_fn(key, learning_rate):
         key_init, key_run = jax.random.split(key)
         prior_b, gen_b, rec_b = config.init_biases
-        init_scale = config.init_scale if np.ndim(config.init_scale) == 0 else tuple(config.init_scale)
-        params = init(key_init, sizes, init_scale=init_scale, prior_bias=prior_b,
+        params = init(key_init, sizes, init_scale=config.init_scale, prior_bias=prior_b,
                       generative_bias=gen_b, recognition_bias=rec_b)
         opt = algo.init(params, learning_rate)
         return TrainState(params, opt.opt_state, key_run, opt.step)
