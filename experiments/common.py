@@ -1,11 +1,88 @@
-"""Shared by the experiments: flag parsing that fails before compiling, and output-directory claims."""
+"""What the experiments share: their flags (defined once, here), and flags -> library calls.
 
+An experiment calls :func:`define_flags` with its own defaults at import, then in
+``main``: :func:`build` (every flag checked, nothing compiled), :func:`run` (claim
+the output directory, sweep, write results and figures), and whatever it adds.
+"""
+
+import json
 import os
-import sys
 
-from absl import app, flags
+from absl import app, flags, logging
+import jax
+import numpy as np
+import optax
 
-from wsjax import runner
+import wsjax
+from wsjax import plotting, runner
+
+FLAGS = flags.FLAGS
+OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
+# Flags that do not change the numbers a run produces.
+NOT_IDENTITY = ("output_dir", "overwrite", "coordinator_address", "num_processes", "process_id",
+                "checkpoint_every", "plot_axis")
+
+
+def define_flags(skip=(), **defaults):
+    """Define the shared flags, with this experiment's defaults (keyword = flag name).
+
+    Args:
+      skip: names of shared flags this experiment replaces with its own.
+    """
+    d = lambda name, value: defaults.pop(name, value)
+    flags.DEFINE_enum("algorithm", d("algorithm", "wake_sleep"), ["wake_sleep", "rws"],
+                      "Training algorithm.")
+    flags.DEFINE_enum("optimizer", d("optimizer", "sgd"), list(OPTIMIZERS),
+                      "optax optimizer (sgd: the delta rules).")
+    flags.DEFINE_bool("sequential", d("sequential", False),
+                      "wake_sleep: the sleep phase dreams from the machine after the wake update.")
+    flags.DEFINE_list("learning_rates", d("learning_rates", ["1"]),
+                      "The learning-rate axis: 'e' for both halves or 'generative:recognition'.")
+    flags.DEFINE_multi_string("grid", d("grid", []),
+                              "NAME=V1,V2,...: one more grid axis over a hyperparameter (repeatable, "
+                              "in order); a vector value is written 'a:b' (one entry per layer).")
+    flags.DEFINE_integer("num_seeds", d("num_seeds", 4), "Seeds per grid point.")
+    if "num_steps" not in skip:
+        flags.DEFINE_integer("num_steps", d("num_steps", 10_000), "Training steps per run.")
+    flags.DEFINE_integer("batch_size", d("batch_size", 10), "Examples per step.")
+    flags.DEFINE_integer("sleep_batch_size", d("sleep_batch_size", 0),
+                         "Dreams per sleep phase (0: the batch size).")
+    flags.DEFINE_list("layer_sizes", d("layer_sizes", None),
+                      "Widths, visible first (default: the data set's).")
+    flags.DEFINE_integer("num_samples", d("num_samples", 5), "rws: importance samples per example.")
+    flags.DEFINE_float("insomnia", d("insomnia", 1.0),
+                       "rws: weight of the wake-phase recognition update (0: sleep phase only).")
+    flags.DEFINE_float("lr_decay", d("lr_decay", 1.0), "Final rate / initial rate (geometric).")
+    flags.DEFINE_list("layer_rate_scales", d("layer_rate_scales", ["1"]),
+                      "Rate multiplier per layer of conditionals (the prior takes the top one): "
+                      "'m', or 'start:end' moving geometrically over the run; one entry for all.")
+    flags.DEFINE_list("init_scale", d("init_scale", ["0"]),
+                      "Standard deviation of the initial weights: one value, or one per layer.")
+    flags.DEFINE_string("init_biases", d("init_biases", "0:0:0"),
+                        "Initial biases 'prior:generative:recognition'.")
+    if "num_evals" not in skip:
+        flags.DEFINE_integer("num_evals", d("num_evals", 10), "Evaluations (and chunks) per run.")
+    flags.DEFINE_enum("vectorize", d("vectorize", "seeds"), list(runner.VECTORIZE),
+                      "seeds: each grid point's seeds vmapped together, the points in turn (a run's "
+                      "numbers are bitwise those of the run swept alone, on any device count); "
+                      "runs: every run a device holds vmapped together (faster for small models).")
+    flags.DEFINE_integer("checkpoint_every", 1, "Checkpoint every this many evaluations.")
+    flags.DEFINE_string("plot_axis", None, "Grid axis of final_vs_axis.png (default: the first).")
+    flags.DEFINE_integer("seed", d("seed", 0), "Root seed.")
+    flags.DEFINE_string("output_dir", d("output_dir", None), "Results, figures and checkpoints.")
+    flags.DEFINE_bool("overwrite", False, "Replace the kit's outputs of a different run there.")
+    flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (several processes).")
+    flags.DEFINE_integer("num_processes", None, "Number of processes (several hosts).")
+    flags.DEFINE_integer("process_id", None, "This process's index.")
+    if defaults:
+        raise ValueError(f"no shared flags named {sorted(defaults)}")
+
+
+def _floats(name, text, sep=":"):
+    try:
+        return [float(v) for v in str(text).split(sep)]
+    except ValueError:
+        raise flags.ValidationError(f"--{name}: {text!r} is not a number") from None
 
 
 def parse_ints(name, values, minimum=1):
@@ -19,43 +96,34 @@ def parse_ints(name, values, minimum=1):
     return out
 
 
-def parse_floats(name, values):
-    """A list flag of non-negative floats."""
-    try:
-        out = tuple(float(v) for v in values)
-    except ValueError:
-        raise flags.ValidationError(f"--{name} must be a list of numbers, got {values}") from None
-    if not out or any(not v >= 0 for v in out):
-        raise flags.ValidationError(f"--{name} must be non-negative numbers, got {list(values)}")
-    return out
+def parse_grid(specs):
+    """--grid entries -> ordered {name: [values]} (a value 'a:b' is a vector)."""
+    axes = {}
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        name = name.strip()
+        if not sep or not name or not values.strip():
+            raise flags.ValidationError(f"--grid needs NAME=V1,V2,..., got {spec!r}")
+        if name == "learning_rate":
+            raise flags.ValidationError("the learning-rate axis is --learning_rates, not --grid")
+        if name in axes:
+            raise flags.ValidationError(f"--grid names {name!r} twice")
+        parsed = [_floats(f"grid={name}", v) for v in values.split(",")]
+        axes[name] = [v[0] if len(v) == 1 else v for v in parsed]
+    return axes
 
 
-def parse_layer_rates(values):
-    """--layer_rate_scales: per layer 'm' or 'start:end' (geometric over the run)."""
-    out = []
+def layer_rates(values):
+    """--layer_rate_scales -> (start, end) lists."""
+    start, end = [], []
     for v in values:
-        try:
-            parts = tuple(float(p) for p in v.split(":"))
-        except ValueError:
-            parts = ()
-        if len(parts) not in (1, 2) or any(not p >= 0 for p in parts) or (
-                len(parts) == 2 and min(parts) <= 0):
+        parts = _floats("layer_rate_scales", v)
+        if len(parts) not in (1, 2):
             raise flags.ValidationError(
-                f"--layer_rate_scales entries must be 'm' >= 0 or 'start:end' > 0, got {v!r}")
-        out.append(parts[0] if len(parts) == 1 else parts)
-    return tuple(out)
-
-
-def parse_biases(value):
-    """'prior:generative:recognition' initial biases."""
-    try:
-        out = tuple(float(v) for v in value.split(":"))
-    except ValueError:
-        out = ()
-    if len(out) != 3:
-        raise flags.ValidationError(
-            f"--init_biases must be 'prior:generative:recognition' numbers, got {value!r}")
-    return out
+                f"--layer_rate_scales entries must be 'm' or 'start:end', got {v!r}")
+        start.append(parts[0])
+        end.append(parts[-1])
+    return start, end
 
 
 def check_positive(**named):
@@ -65,33 +133,159 @@ def check_positive(**named):
             raise flags.ValidationError(f"--{name} must be positive, got {value}")
 
 
-def save_flags(flag_values, path):
-    """Write every flag of the experiment module so that --flagfile=path reproduces the run."""
-    flag_values.append_flags_into_file(path)
+def algorithm():
+    """The Algorithm the flags ask for."""
+    check_positive(num_samples=FLAGS.num_samples)
+    if FLAGS.sleep_batch_size < 0:
+        raise flags.ValidationError(f"--sleep_batch_size must be >= 0, got {FLAGS.sleep_batch_size}")
+    sleep_batch = FLAGS.sleep_batch_size or None
+    optimizer = OPTIMIZERS[FLAGS.optimizer]
+    if FLAGS.algorithm == "rws":
+        if FLAGS.sequential:
+            raise flags.ValidationError("--sequential applies to --algorithm=wake_sleep only")
+        return wsjax.rws(optimizer, FLAGS.num_samples, sleep_batch_size=sleep_batch)
+    return wsjax.wake_sleep(optimizer, sequential=FLAGS.sequential, sleep_batch_size=sleep_batch)
 
 
-def flag_identity(flag_values, module_name, ignore=()):
-    """The values of a module's own flags, minus those that do not change its numbers."""
-    module = sys.modules[module_name]
-    return {f.name: f.value for f in flag_values.get_key_flags_for_module(module)
-            if f.name not in set(ignore)}
+def algorithm_settings():
+    """The static settings of the algorithm, as they change its numbers (for the run's identity)."""
+    out = dict(name=FLAGS.algorithm, optimizer=FLAGS.optimizer,
+               sleep_batch_size=FLAGS.sleep_batch_size or FLAGS.batch_size)
+    if FLAGS.algorithm == "rws":
+        out["num_samples"] = FLAGS.num_samples
+    else:
+        out["sequential"] = FLAGS.sequential
+    return out
 
 
-def claim_output_dir(flag_values, module_name, ignore=()):
-    """Claim --output_dir for this run (see wsjax.runner.prepare_output_dir) and save flags.txt.
-
-    Returns:
-      True when the directory already held this run, which then resumes from its checkpoints.
+def build(task, num_steps=None, eval_every=None):
+    """Check every flag and build (trainer, hyperparams, axes); nothing is compiled.
 
     Raises:
-      absl.app.UsageError: when the directory holds a different run and --overwrite is not set.
+      absl.app.UsageError: naming the first impossible flag.
     """
-    out = flag_values.output_dir
-    ignore = set(ignore) | {"output_dir", "overwrite"}
     try:
-        resumed = runner.prepare_output_dir(out, flag_identity(flag_values, module_name, ignore),
-                                            flag_values.overwrite)
-    except FileExistsError as e:
+        num_steps = FLAGS.num_steps if num_steps is None else num_steps
+        check_positive(num_seeds=FLAGS.num_seeds, num_steps=num_steps, batch_size=FLAGS.batch_size,
+                       lr_decay=FLAGS.lr_decay, checkpoint_every=FLAGS.checkpoint_every)
+        if eval_every is None:
+            check_positive(num_evals=FLAGS.num_evals)
+            if num_steps % FLAGS.num_evals:
+                raise flags.ValidationError(
+                    f"--num_steps ({num_steps}) must be a multiple of --num_evals ({FLAGS.num_evals})")
+            eval_every = num_steps // FLAGS.num_evals
+        sizes = (parse_ints("layer_sizes", FLAGS.layer_sizes) if FLAGS.layer_sizes
+                 else task.layer_sizes)
+        if sizes[0] != task.layer_sizes[0]:
+            raise flags.ValidationError(
+                f"{task.name} has {task.layer_sizes[0]} visible units, but --layer_sizes starts "
+                f"with {sizes[0]}")
+        config = wsjax.TrainConfig(layer_sizes=sizes, num_steps=num_steps,
+                                   batch_size=FLAGS.batch_size, sampler=task.sampler,
+                                   eval_every=eval_every, eval_fn=task.eval_fn)
+        trainer = wsjax.make_train(config, algorithm())
+        rates = runner.parse_rates(FLAGS.learning_rates)
+        start, end = layer_rates(FLAGS.layer_rate_scales)
+        biases = _floats("init_biases", FLAGS.init_biases)
+        if len(biases) != 3:
+            raise flags.ValidationError(
+                f"--init_biases must be 'prior:generative:recognition', got {FLAGS.init_biases!r}")
+        scale = [_floats("init_scale", v)[0] for v in FLAGS.init_scale]
+        overrides = dict(learning_rate=rates[0], lr_decay=FLAGS.lr_decay, decay_steps=num_steps,
+                         layer_rate_start=start, layer_rate_end=end, init_scale=scale,
+                         prior_bias=biases[0], generative_bias=biases[1],
+                         recognition_bias=biases[2])
+        if FLAGS.algorithm == "rws":
+            overrides["insomnia"] = FLAGS.insomnia
+        hyperparams = trainer.default_hyperparams(**overrides)
+        state_shapes = jax.eval_shape(trainer.init, jax.random.key(0), hyperparams)  # shape checks
+        del state_shapes
+        axes = {"learning_rate": rates, **parse_grid(FLAGS.grid)}
+        wsjax.grid(hyperparams, axes)  # every axis name and value checked
+    except (ValueError, TypeError, flags.ValidationError) as e:
         raise app.UsageError(str(e)) from None
-    save_flags(flag_values, os.path.join(out, "flags.txt"))
-    return resumed
+    return trainer, hyperparams, axes
+
+
+def _plain(tree):
+    return jax.tree.map(lambda x: np.asarray(x, np.float32).tolist(), tree)
+
+
+def identity(task, trainer, hyperparams, axes, **extra):
+    """The settings that determine a run's numbers, normalised (values as float32)."""
+    c = trainer.config
+    return dict(task=task.name, layer_sizes=list(c.layer_sizes), num_steps=c.num_steps,
+                batch_size=c.batch_size, eval_every=c.eval_every, algorithm=algorithm_settings(),
+                hyperparams=_plain(hyperparams), axes={n: _plain(list(v)) for n, v in axes.items()},
+                seed=FLAGS.seed, num_seeds=FLAGS.num_seeds, vectorize=FLAGS.vectorize, **extra)
+
+
+def start_processes():
+    """Join the other processes (flags or JAX_* variables) before anything else touches JAX."""
+    if not (FLAGS.num_processes or os.environ.get("JAX_NUM_PROCESSES")):
+        return
+    if FLAGS.num_processes and FLAGS.num_processes > 1 and not (
+            FLAGS.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")):
+        raise app.UsageError("--num_processes > 1 needs --coordinator_address=host:port")
+    if jax.config.jax_platforms in (None, "", "cpu") and not os.environ.get(
+            "JAX_PLATFORMS", "").startswith(("cuda", "gpu", "tpu")):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                               initialization_timeout=120)
+
+
+def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):
+    """Claim --output_dir, run the sweep (resuming if it was started before), write the results.
+
+    Returns:
+      (result, summary) on process 0; (result, None) on the others.
+    """
+    out = FLAGS.output_dir
+    lead = jax.process_index() == 0
+    if lead:
+        ident = identity(task, trainer, hyperparams, axes, **(extra_identity or {}))
+        try:
+            resumed = runner.prepare_output_dir(out, ident, FLAGS.overwrite)
+        except (FileExistsError, NotADirectoryError, OSError) as e:
+            raise app.UsageError(str(e)) from None
+        FLAGS.append_flags_into_file(os.path.join(out, "flags.txt"))
+        logging.info("output %s (%s)", out, "resuming" if resumed else "new run")
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices("output_dir ready")
+    logging.info("process %d of %d, devices: %s", jax.process_index(), jax.process_count(),
+                 jax.devices())
+    result = runner.run_sweep(trainer, hyperparams, axes, FLAGS.num_seeds, FLAGS.seed, task.data,
+                              vectorize=FLAGS.vectorize, checkpoint_dir=os.path.join(out, "checkpoints"),
+                              checkpoint_every=FLAGS.checkpoint_every, on_eval=on_eval)
+    if not lead:
+        return result, None
+    summary = runner.write_results(out, result, task.metric, extra=dict(
+        dataset=task.name, algorithm=algorithm_settings(),
+        layer_sizes=list(trainer.config.layer_sizes)))
+    axis = FLAGS.plot_axis or next(iter(result.axes))
+    if axis not in result.axes:
+        logging.warning("--plot_axis=%s is not a grid axis (%s); using %s", axis,
+                        list(result.axes), next(iter(result.axes)))
+        axis = next(iter(result.axes))
+    logy = task.metric == "kl_bits"
+    plotting.plot_curves(result, task.metric, os.path.join(out, "curves.png"), logy=logy)
+    plotting.plot_final_vs_axis(result, task.metric, axis, os.path.join(out, "final_vs_axis.png"))
+    print(runner.summary_markdown(summary), end="")
+    logging.info("%d runs in %.1f s (resumed from eval %d)",
+                 int(np.prod(result.grid_shape)) * len(result.seeds), result.seconds,
+                 result.resumed_from)
+    return result, summary
+
+
+def best_params(result, summary):
+    """The params of the best run of the sweep (the one with the best final metric)."""
+    b = summary["best"]
+    if b is None:
+        raise app.UsageError("every run diverged: no best run to draw")
+    return jax.tree.map(lambda a: a[(*b["index"], b["seed"])], result.state.params)
+
+
+def write_json(name, payload):
+    with open(os.path.join(FLAGS.output_dir, name), "w") as f:
+        json.dump(payload, f, indent=1)

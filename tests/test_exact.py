@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import wsjax
+from wsjax import exact
 from tests.helpers import all_configs, naive_log_prob, random_machine
 
 
@@ -41,7 +42,7 @@ def test_chunked_enumeration_matches_table():
     # 16 hidden units need several chunks at this batch size; the unchunked table is the reference.
     params = _to64(random_machine(2, (20, 10, 6), scale=0.5))
     u = jnp.asarray(np.random.default_rng(0).integers(0, 2, (64, 20)), jnp.float64)
-    table = wsjax.exact_log_joint_table(params, u)
+    table = exact.exact_log_joint_table(params, u)
     want = jax.scipy.special.logsumexp(table, axis=1)
     np.testing.assert_allclose(wsjax.exact_log_prob(params, u), want, atol=1e-9)
 
@@ -55,6 +56,6 @@ def test_large_logits_stay_finite():
 
 
 def test_too_many_hidden_units_is_a_trace_time_error():
-    params = wsjax.init(jax.random.key(0), (3, wsjax.MAX_EXACT_HIDDEN + 1))
+    params = wsjax.init(jax.random.key(0), (3, exact.MAX_EXACT_HIDDEN + 1))
     with pytest.raises(ValueError, match="limit is 24 hidden units"):
         jax.jit(wsjax.exact_log_prob).trace(params, jnp.zeros((1, 3)))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import wsjax
+from wsjax import objectives
 from tests.helpers import random_machine
 
 
@@ -31,11 +32,11 @@ def test_estimate_is_a_lower_bound_on_average_that_tightens_with_k():
 
 def _relative_weight_variance(params, u, sizes):
     """Var_q[w] / p(u)^2 by enumeration: the delta-method variance of the log estimate is this / K."""
-    configs = wsjax.all_binary_configs(sum(sizes[1:]))
+    configs = wsjax.exact.all_binary_configs(sum(sizes[1:]))
     splits = np.cumsum(sizes[1:-1])
     hs = tuple(jnp.split(configs, splits, axis=1))
     log_q = jax.vmap(lambda x: jax.vmap(lambda *h: wsjax.log_recognition(params, x, h))(*hs))(u)
-    log_p_uh = wsjax.exact_log_joint_table(params, u)
+    log_p_uh = wsjax.exact.exact_log_joint_table(params, u)
     log_p = jax.scipy.special.logsumexp(log_p_uh, axis=1)
     second = jax.scipy.special.logsumexp(2 * log_p_uh - log_q, axis=1)
     return np.asarray(jnp.exp(second - 2 * log_p) - 1.0)
@@ -67,20 +68,20 @@ def test_exact_posterior_as_proposal_makes_every_weight_exact():
                                  W=jnp.zeros_like(m["W"]), w=m["g"])
     u = jnp.asarray(np.random.default_rng(0).integers(0, 2, (6, 5)), jnp.float32)
     exact = wsjax.exact_log_prob(params, u)
-    lw, _ = wsjax.log_weights(jax.random.key(0), params, u, 7)
+    lw, _ = objectives.log_weights(jax.random.key(0), params, u, 7)
     np.testing.assert_allclose(lw, jnp.broadcast_to(exact[:, None], lw.shape), atol=1e-5)
 
 
-def test_free_energy_equals_log_p_minus_kl_by_enumeration():
+def test_elbo_equals_log_p_minus_kl_by_enumeration():
     params, u, exact = _setup(3, sizes=(5, 3))
     m = {k: np.asarray(v, np.float64) for k, v in wsjax.to_matrices(params).items()}
-    table = np.asarray(wsjax.exact_log_joint_table(params, u), np.float64)  # [batch, 8]
-    vs = np.asarray(wsjax.all_binary_configs(3), np.float64)
+    table = np.asarray(wsjax.exact.exact_log_joint_table(params, u), np.float64)  # [batch, 8]
+    vs = np.asarray(wsjax.exact.all_binary_configs(3), np.float64)
     q = 1 / (1 + np.exp(-(np.asarray(u) @ m["W"].T + m["w"])))
     log_q = np.log(np.where(vs[None] == 1, q[:, None], 1 - q[:, None])).sum(-1)
     elbo = np.sum(np.exp(log_q) * (table - log_q), axis=1)
     assert np.all(elbo <= np.asarray(exact) + 1e-5)
-    fe = wsjax.free_energy(jax.random.key(0), params, u, 200_000)
+    fe = wsjax.elbo(jax.random.key(0), params, u, 200_000)
     np.testing.assert_allclose(fe, elbo, atol=0.02)
 
 

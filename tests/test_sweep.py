@@ -1,5 +1,7 @@
-"""Sweeps at scale, run as real subprocesses: 4 devices, 2 processes and kill/resume equal 1 device."""
+"""Sweeps at scale, run as real subprocesses: a grid x seeds on 1 device equals 4 devices, 2
+processes, a run killed and resumed on another device count, and a grid point swept alone."""
 
+import csv
 import json
 import os
 import signal
@@ -11,26 +13,10 @@ import time
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = ["--dataset=bars", "--learning_rates=1,3", "--num_seeds=3", "--num_steps=600",
-         "--num_evals=3", "--batch_size=5"]
+from tests.conftest import ROOT
 
-
-def _env(devices=1):
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    return env
-
-
-def _cmd(out, *extra):
-    return [sys.executable, "-m", "experiments.sweep", f"--output_dir={out}", *SMALL, *extra]
-
-
-def _run(out, *extra, devices=1, timeout=300):
-    proc = subprocess.run(_cmd(out, *extra), cwd=ROOT, env=_env(devices), capture_output=True,
-                          text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc
+SMALL = ["--dataset=bars", "--learning_rates=1,3", "--grid=lr_decay=1,0.5", "--num_seeds=3",
+         "--num_steps=600", "--num_evals=3", "--batch_size=5"]
 
 
 def _metrics(out):
@@ -45,17 +31,44 @@ def _assert_same(a, b):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(run_module, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("one_device"))
-    proc = _run(out)
+    proc = run_module("experiments.sweep", f"--output_dir={out}", *SMALL)
     assert "over 1 devices in 1 processes" in proc.stderr
-    return out
+    return out, proc
 
 
-def test_four_devices_equal_one(reference, tmp_path):
-    proc = _run(str(tmp_path), devices=4)
+def test_results_have_one_axis_per_grid_axis(reference):
+    out, proc = reference
+    m = _metrics(out)
+    assert list(m["grid_axes"]) == ["learning_rate", "lr_decay"]
+    np.testing.assert_array_equal(m["learning_rate"], [1, 3])
+    np.testing.assert_array_equal(m["lr_decay"], [1, 0.5])
+    assert m["kl_bits"].shape == (2, 2, 3, 3) and list(m["step"]) == [200, 400, 600]
+    with open(os.path.join(out, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2 * 3 * 3
+    for row in rows:
+        r, d = [1, 3].index(float(row["learning_rate"])), [1, 0.5].index(float(row["lr_decay"]))
+        e = [200, 400, 600].index(int(row["step"]))
+        assert float(row["kl_bits"]) == m["kl_bits"][r, d, int(row["seed"]), e]
+    with open(os.path.join(out, "summary.md")) as f:
+        table = [l for l in f if l.startswith("| ") and "mean" not in l]
+    assert len(table) == 4  # one row per grid point
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    final = m["kl_bits"][..., -1]
+    best = results["summary"]["best"]
+    assert (*best["index"], best["seed"]) == np.unravel_index(np.argmin(final), final.shape)
+    for name in ("curves.png", "final_vs_axis.png", "flags.txt", "sweep.json"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    assert "steps/s" in proc.stderr and "first chunk" in proc.stderr
+
+
+def test_four_devices_equal_one(reference, run_module, tmp_path):
+    proc = run_module("experiments.sweep", f"--output_dir={tmp_path}", *SMALL, devices=4)
     assert "over 4 devices in 1 processes" in proc.stderr
-    _assert_same(_metrics(reference), _metrics(str(tmp_path)))
+    _assert_same(_metrics(reference[0]), _metrics(str(tmp_path)))
 
 
 def _free_port():
@@ -64,64 +77,71 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_equal_one(reference, tmp_path):
+def test_two_processes_equal_one(reference, run_module, tmp_path):
     out, port = str(tmp_path), _free_port()
-    procs = [subprocess.Popen(
-        _cmd(out, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"),
-        cwd=ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for i in range(2)]
+    cmd = [sys.executable, "-m", "experiments.sweep", f"--output_dir={out}", *SMALL,
+           f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2"]
+    procs = [subprocess.Popen(cmd + [f"--process_id={i}"], cwd=ROOT, env=run_module.env(1),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-4000:]
     assert "over 2 devices in 2 processes" in outputs[0][1]
-    _assert_same(_metrics(reference), _metrics(out))
+    _assert_same(_metrics(reference[0]), _metrics(out))
 
 
-def test_killed_sweep_resumes_to_the_same_numbers(reference, tmp_path):
-    out = str(tmp_path)
-    # Slow the chunks down so that the kill lands mid-run: 3 evals of 20000 steps.
-    longer = ["--num_steps=60000", "--num_evals=3"]
-    proc = subprocess.Popen(_cmd(out, *longer), cwd=ROOT, env=_env(1), stdout=subprocess.DEVNULL,
+def test_killed_sweep_resumes_on_another_device_count_to_the_same_numbers(run_module, tmp_path):
+    out = str(tmp_path / "killed")
+    # Chunks of a few seconds, so that the kill lands mid-run.
+    longer = [f"--output_dir={out}", *SMALL, "--num_steps=24000"]
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *longer], cwd=ROOT,
+                            env=run_module.env(1), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     ckpt = os.path.join(out, "checkpoints")
     deadline = time.time() + 240
     while time.time() < deadline and not (os.path.isdir(ckpt) and "1" in os.listdir(ckpt)):
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert os.path.isdir(os.path.join(ckpt, "1")), "no checkpoint appeared before the deadline"
     assert not os.path.exists(os.path.join(out, "metrics.npz"))  # it really stopped early
-    resumed = _run(out, *longer)
-    assert "resumed from checkpoint" in resumed.stderr
+    # 12 runs: padded to 15 on 5 devices, where the killed sweep had 12 on 1.
+    resumed = run_module("experiments.sweep", *longer, devices=5)
+    assert "resumed from checkpoint" in resumed.stderr and "over 5 devices" in resumed.stderr
     fresh = str(tmp_path / "fresh")
-    _run(fresh, *longer)
+    run_module("experiments.sweep", f"--output_dir={fresh}", *SMALL, "--num_steps=24000")
     _assert_same(_metrics(out), _metrics(fresh))
     with open(os.path.join(out, "results.json")) as f:
         assert json.load(f)["resumed_from"] >= 1
 
 
-def test_a_different_sweep_in_a_used_directory_is_refused(reference, tmp_path):
-    out = str(tmp_path)
-    _run(out)
-    proc = subprocess.run(_cmd(out, "--seed=1"), cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=120)
+def test_the_same_sweep_spelled_otherwise_resumes_and_another_is_refused(reference, run_module):
+    out, _ = reference
+    # An explicit default, 1.0 for 1 and 0.50 for 0.5, and a flag wake-sleep never reads.
+    same = run_module("experiments.sweep", f"--output_dir={out}", "--dataset=bars",
+                      "--learning_rates=1.0,3", "--grid=lr_decay=1,0.50", "--num_seeds=3",
+                      "--num_steps=600", "--num_evals=3", "--batch_size=5", "--layer_sizes=16,8,1",
+                      "--num_samples=7", "--insomnia=0.3")
+    assert "resumed from checkpoint" in same.stderr
+    proc = run_module("experiments.sweep", f"--output_dir={out}", *SMALL, "--seed=1", check=False)
     assert proc.returncode != 0
     assert "refusing to use output directory" in proc.stderr and "seed: 0 there, 1 now" in proc.stderr
     assert "steps/s" not in proc.stderr
-    _run(out, "--seed=1", "--overwrite")
-    with open(os.path.join(out, "sweep.json")) as f:
-        assert json.load(f)["seed"] == 1
 
 
-def test_rws_and_digits_sweep_runs(tmp_path):
-    out = str(tmp_path)
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.sweep", f"--output_dir={out}", "--dataset=digits",
-         "--algorithm=rws", "--num_samples=3", "--learning_rates=0.01", "--optimizer=adam",
-         "--num_seeds=2", "--num_steps=200", "--num_evals=2", "--batch_size=20"],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    m = _metrics(out)
-    assert m["test_nll"].shape == (1, 2, 2) and np.all(np.isfinite(m["test_nll"]))
-    assert np.all(m["test_nll"][:, :, -1] < m["test_nll"][:, :, 0])
-    assert "iw_bound" in m
+def test_a_grid_slice_equals_the_single_value_sweep(run_module, tmp_path):
+    common = ["--dataset=digits", "--algorithm=rws", "--num_samples=3", "--optimizer=adam",
+              "--learning_rates=0.003,0.01", "--num_seeds=2", "--num_steps=100", "--num_evals=2",
+              "--batch_size=20"]
+    grid, alone = str(tmp_path / "grid"), str(tmp_path / "alone")
+    run_module("experiments.sweep", f"--output_dir={grid}", *common, "--grid=insomnia=0,0.5,1")
+    run_module("experiments.sweep", f"--output_dir={alone}", *common, "--insomnia=1")
+    g, a = _metrics(grid), _metrics(alone)
+    assert list(g["grid_axes"]) == ["learning_rate", "insomnia"] and list(a["grid_axes"]) == [
+        "learning_rate"]
+    assert g["test_nll"].shape == (2, 3, 2, 2) and a["test_nll"].shape == (2, 2, 2)
+    for name in ("test_nll", "train_nll", "iw_bound", "ess", "sleep_loss", "wake_p_loss"):
+        np.testing.assert_array_equal(g[name][:, 2], a[name], err_msg=name)
+    assert np.all(np.isfinite(g["test_nll"]))
+    assert not np.array_equal(g["test_nll"][:, 0], g["test_nll"][:, 2])

@@ -1,83 +1,45 @@
-"""wsjax: Helmholtz machines trained by wake-sleep, as pure JAX functions."""
+"""wsjax: Helmholtz machines trained by wake-sleep and its successors, as pure JAX functions.
 
-from wsjax import data, loaders, plotting, runner, tasks
-from wsjax.exact import (
-    MAX_EXACT_HIDDEN,
-    all_binary_configs,
-    exact_kl_bits,
-    exact_log_joint_table,
-    exact_log_prob,
-)
-from wsjax.layers import bernoulli_log_prob, bernoulli_sample, dense_logits, init_dense
+The top level holds what a user needs; helpers stay in their modules
+(``wsjax.model``, ``wsjax.phases``, ``wsjax.reweighted``, ``wsjax.objectives``,
+``wsjax.exact``, ``wsjax.algorithms``, ``wsjax.train``, ``wsjax.runner``,
+``wsjax.evaluation``, ``wsjax.data``, ``wsjax.loaders``, ``wsjax.tasks``,
+``wsjax.plotting``).
+"""
+
+from wsjax import data, evaluation, loaders, plotting, runner, tasks
+from wsjax.algorithms import Algorithm, State, WakeSleepInfo, rws, wake_sleep
+from wsjax.data import validate_binary
+from wsjax.exact import exact_kl_bits, exact_log_prob
 from wsjax.model import (
     from_matrices,
-    generative_params,
     init,
-    layer_sizes,
     log_joint,
     log_recognition,
-    recognition_params,
     sample_generative,
     sample_recognition,
     to_matrices,
 )
-from wsjax.objectives import estimate_log_prob, free_energy, log_weights, sleep_loss, wake_loss
-from wsjax.optim import OptaxAlgorithm, OptaxState, make_optax_step
-from wsjax.rws import normalized_weights, rws_grads, rws_losses, rws_step
-from wsjax.train import TrainConfig, TrainState, Trainer, make_train, rates_pair, sweep
-from wsjax.wake_sleep import sleep_grads, sleep_samples, sleep_step, wake_grads, wake_samples, wake_step
-from wsjax.data import validate_binary
+from wsjax.objectives import elbo, estimate_log_prob, sleep_loss, wake_loss
+from wsjax.phases import sleep_step, wake_step
+from wsjax.reweighted import RWSInfo, rws_step
+from wsjax.train import TrainConfig, Trainer, grid, make_train, sweep
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "OptaxAlgorithm",
-    "OptaxState",
-    "loaders",
-    "make_optax_step",
-    "normalized_weights",
-    "plotting",
-    "rates_pair",
-    "runner",
-    "tasks",
-    "rws_grads",
-    "rws_losses",
-    "rws_step",
-    "MAX_EXACT_HIDDEN",
-    "TrainConfig",
-    "TrainState",
-    "Trainer",
-    "all_binary_configs",
-    "bernoulli_log_prob",
-    "bernoulli_sample",
-    "data",
-    "dense_logits",
-    "estimate_log_prob",
-    "exact_kl_bits",
-    "exact_log_joint_table",
-    "exact_log_prob",
-    "free_energy",
-    "from_matrices",
-    "generative_params",
-    "init",
-    "init_dense",
-    "layer_sizes",
-    "log_joint",
-    "log_recognition",
-    "log_weights",
-    "make_train",
-    "recognition_params",
-    "sample_generative",
-    "sample_recognition",
-    "sleep_grads",
-    "sleep_loss",
-    "sleep_samples",
-    "sleep_step",
-    "sweep",
-    "to_matrices",
+    # The machine.
+    "init", "from_matrices", "to_matrices", "sample_generative", "sample_recognition",
+    "log_joint", "log_recognition",
+    # Algorithms: bundles, their state and diagnostics, and the plain-SGD steps.
+    "wake_sleep", "rws", "Algorithm", "State", "WakeSleepInfo", "RWSInfo",
+    "wake_step", "sleep_step", "rws_step",
+    # Objectives and likelihoods.
+    "wake_loss", "sleep_loss", "elbo", "estimate_log_prob", "exact_log_prob", "exact_kl_bits",
+    # Whole runs and sweeps.
+    "TrainConfig", "Trainer", "make_train", "grid", "sweep",
+    # Data.
     "validate_binary",
-    "wake_grads",
-    "wake_loss",
-    "wake_samples",
-    "wake_step",
+    # Modules.
+    "data", "evaluation", "loaders", "plotting", "runner", "tasks",
 ]

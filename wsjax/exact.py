@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from wsjax._api import public
 from wsjax.layers import LogitsFn, bernoulli_log_prob, dense_logits
 from wsjax.model import check_visible, layer_sizes, log_prior
 
@@ -77,6 +78,7 @@ def _chunking(sizes, batch, num_hidden):
     return chunk, total // chunk
 
 
+@public(static_argnames=("logits_fn",), data=("u",))
 def exact_log_prob(params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits) -> jax.Array:
     r"""log p(u) in nats by summing P(u, h) over every hidden configuration.
 
@@ -114,6 +116,7 @@ def exact_log_prob(params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logit
     return run_max + jnp.log(run_sum)
 
 
+@public(static_argnames=("logits_fn",), data=("u",))
 def exact_log_joint_table(
     params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits
 ) -> jax.Array:
@@ -130,6 +133,7 @@ def exact_log_joint_table(
     return _chunk_log_joints(params, u, jnp.arange(2**num_hidden, dtype=jnp.int32), sizes, logits_fn)
 
 
+@public(static_argnames=("logits_fn",), data=("images",))
 def exact_kl_bits(
     params: dict, images: jax.Array, probs: jax.Array, logits_fn: LogitsFn = dense_logits
 ) -> jax.Array:
@@ -144,7 +148,9 @@ def exact_kl_bits(
 
     Returns:
       Scalar KL in bits (0 when the model matches the data distribution).
+      Images of probability 0 contribute nothing (``xlogy``).
     """
     probs = jnp.asarray(probs, params["prior"]["b"].dtype)
-    log_model = exact_log_prob(params, jnp.asarray(images), logits_fn)
-    return jnp.sum(probs * (jnp.log(probs) - log_model)) / jnp.log(2.0)
+    log_model = exact_log_prob.uncompiled(params, jnp.asarray(images), logits_fn)
+    cross = jnp.sum(jnp.where(probs > 0, probs * log_model, 0.0))
+    return (jnp.sum(jax.scipy.special.xlogy(probs, probs)) - cross) / jnp.log(2.0)

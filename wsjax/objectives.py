@@ -1,4 +1,4 @@
-r"""Losses behind the delta rules, the free energy, and importance-sampled likelihoods.
+r"""Losses behind the delta rules, the ELBO, and importance-sampled likelihoods.
 
 The wake and sleep losses are cross-entropies of *sampled* pairs: the samples
 enter as plain inputs, so the gradient with respect to the params is taken with
@@ -19,6 +19,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from wsjax._api import check_positive_int, public
 from wsjax.layers import LogitsFn, dense_logits
 from wsjax.model import check_visible, layer_sizes, log_joint, log_recognition, sample_recognition
 
@@ -26,7 +27,7 @@ __all__ = [
     "wake_loss",
     "sleep_loss",
     "log_weights",
-    "free_energy",
+    "elbo",
     "estimate_log_prob",
 ]
 
@@ -107,11 +108,11 @@ def log_weights(
 def _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn):
     """Stream over chunks of samples; return (logsumexp_k log w, sum_k log w), each [batch]."""
     check_visible(params, u, logits_fn, batched=True)
-    if int(num_samples) != num_samples or int(num_samples) < 1:
-        raise ValueError(f"num_samples must be a positive int, got {num_samples}")
-    num_samples = int(num_samples)
+    num_samples = check_positive_int(num_samples, "num_samples")
     batch = u.shape[0]
-    if chunk_size is None:
+    if chunk_size is not None:
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
+    else:
         width = sum(layer_sizes(params, logits_fn))
         chunk_size = max(1, _CHUNK_BUDGET // max(1, batch * width))
     chunk_size = min(int(chunk_size), num_samples)
@@ -134,6 +135,7 @@ def _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn):
     return run_max + jnp.log(run_sum), total
 
 
+@public(static_argnames=("num_samples", "chunk_size", "logits_fn"), data=("u",))
 def estimate_log_prob(
     key: jax.Array, params: dict, u: jax.Array, num_samples: int, *,
     chunk_size: int | None = None, logits_fn: LogitsFn = dense_logits,
@@ -156,18 +158,22 @@ def estimate_log_prob(
 
     Returns:
       [batch] estimates in nats.
+
+    Compiled once per shape and static setting; concrete ``u`` is checked (0/1, finite).
     """
     lse, _ = _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn)
     return lse - math.log(int(num_samples))
 
 
-def free_energy(
+@public(static_argnames=("num_samples", "chunk_size", "logits_fn"), data=("u",))
+def elbo(
     key: jax.Array, params: dict, u: jax.Array, num_samples: int = 1, *,
     chunk_size: int | None = None, logits_fn: LogitsFn = dense_logits,
 ) -> jax.Array:
-    r"""Monte Carlo estimate of the negative free energy (the ELBO) per example.
+    r"""Monte Carlo estimate of the evidence lower bound (minus the free energy) per example.
 
-    .. math:: -F(u) = \mathbb{E}_{Q(h|u)}[\log P(u,h) - \log Q(h|u)] = \log p(u) - KL(Q \| P(\cdot|u))
+    .. math:: \mathrm{ELBO}(u) = -F(u) = \mathbb{E}_{Q(h|u)}[\log P(u,h) - \log Q(h|u)]
+       = \log p(u) - KL(Q \| P(\cdot|u))
 
     Args:
       key: PRNG key.

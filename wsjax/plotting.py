@@ -1,4 +1,4 @@
-"""Figures for experiments: receptive fields, image grids, learning curves, rate sweeps.
+"""Figures for experiments and notebooks: receptive fields, image grids, sweep curves and axes.
 
 Every function writes one PNG and returns its path. matplotlib is imported
 lazily with the non-interactive Agg backend, so the core kit does not need it.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_image_grid", "plot_learning_curves", "plot_metric_vs_rate"]
+__all__ = ["plot_image_grid", "plot_curves", "plot_final_vs_axis"]
 
 
 def _pyplot():
@@ -56,56 +56,80 @@ def plot_image_grid(images, image_shape, path, title="", num_cols=None, signed=F
     return path
 
 
-def plot_learning_curves(steps, values, rate_labels, path, ylabel, logy=False, title=""):
-    """Median over seeds per rate, with a band from the 25th to the 75th percentile.
+def _points(result):
+    """(labels of every grid point, first axis slowest) for a SweepResult."""
+    from wsjax.runner import value_label
+
+    out = []
+    for index in np.ndindex(*result.grid_shape):
+        out.append(", ".join(f"{n} {value_label(v[i])}" for (n, v), i in
+                             zip(result.axes.items(), index)) or "all runs")
+    return out
+
+
+def plot_curves(result, metric, path, logy=False, title=""):
+    """``metric`` against steps, one line per grid point: median over seeds, band 25-75%.
 
     Args:
-      steps: [E] step numbers.
-      values: [R, S, E] metric.
-      rate_labels: R strings.
+      result: a ``wsjax.runner.SweepResult``.
+      metric: name of a metric in ``result.metrics`` ([*grid, seed, eval]).
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r, label in enumerate(rate_labels):
-        v = np.asarray(values[r], np.float64)
-        med = np.median(v, axis=0)
-        lo, hi = np.percentile(v, 25, axis=0), np.percentile(v, 75, axis=0)
-        ax.plot(steps, med, label=f"rate {label}")
-        ax.fill_between(steps, lo, hi, alpha=0.2)
+    values = np.asarray(result.metrics[metric], np.float64)
+    values = values.reshape(-1, *values.shape[-2:])  # [points, S, E]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for v, label in zip(values, _points(result)):
+        ax.plot(result.steps, np.nanmedian(v, axis=0), label=label)
+        ax.fill_between(result.steps, np.nanpercentile(v, 25, axis=0),
+                        np.nanpercentile(v, 75, axis=0), alpha=0.2)
     ax.set_xlabel("step")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(metric)
     if logy:
         ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    ax.set_title(title or f"{ylabel}: median over seeds, band 25-75%", fontsize=9)
+    if len(values) <= 12:
+        ax.legend(fontsize=7)
+    ax.set_title(title or f"{metric}: median over {values.shape[1]} seeds, band 25-75%", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def plot_metric_vs_rate(rates, final, path, ylabel, title=""):
-    """Final metric against the (generative) learning rate on a log axis, mean +- std over seeds.
+def plot_final_vs_axis(result, metric, axis, path, title=""):
+    """Final ``metric`` against one grid axis: mean +- std over seeds, one line per setting of the
+    other axes, the seeds as dots. The axis is drawn as categories labelled by its values.
 
     Args:
-      rates: [R] or [R, 2] rates (the first column is plotted).
-      final: [R, S] final values.
+      result: a ``wsjax.runner.SweepResult``.
+      axis: the name of one of ``result.axes``.
     """
+    from wsjax.runner import value_label
+
     plt = _pyplot()
-    rates = np.asarray(rates, np.float64)
-    x = rates if rates.ndim == 1 else rates[:, 0]
-    final = np.asarray(final, np.float64)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.errorbar(x, final.mean(1), yerr=final.std(1), fmt="o-", capsize=3, label="mean +- std")
-    for r in range(final.shape[0]):
-        ax.scatter(np.full(final.shape[1], x[r]), final[r], s=6, alpha=0.4, color="gray")
-    ax.set_xscale("log")
+    names = list(result.axes)
+    a = names.index(axis)
+    final = np.asarray(result.metrics[metric][..., -1], np.float64)  # [*grid, S]
+    final = np.moveaxis(final, a, 0)
+    others = [n for n in names if n != axis]
+    shape = final.shape
+    final = final.reshape(shape[0], -1, shape[-1])  # [A, rest, S]
+    x = np.arange(shape[0])
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for j, index in enumerate(np.ndindex(*shape[1:-1])):
+        label = ", ".join(f"{n} {value_label(result.axes[n][i])}" for n, i in zip(others, index))
+        vals = final[:, j]
+        ax.errorbar(x + 0.04 * j, np.nanmean(vals, 1), yerr=np.nanstd(vals, 1), fmt="o-",
+                    capsize=3, label=label or "mean +- std")
+        for i in range(shape[0]):
+            ax.scatter(np.full(vals.shape[1], x[i] + 0.04 * j), vals[i], s=6, alpha=0.4,
+                       color="gray")
     ax.set_xticks(x)
-    ax.set_xticklabels([f"{v:g}" for v in x])
-    ax.minorticks_off()
-    ax.set_xlabel("learning rate" if rates.ndim == 1 else "generative learning rate")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title or f"final {ylabel} over seeds", fontsize=9)
+    ax.set_xticklabels([value_label(v) for v in result.axes[axis]])
+    ax.set_xlabel(axis)
+    ax.set_ylabel(metric)
+    if final.shape[1] <= 12:
+        ax.legend(fontsize=7)
+    ax.set_title(title or f"final {metric} over {shape[-1]} seeds", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

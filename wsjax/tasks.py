@@ -29,10 +29,12 @@ class Task(NamedTuple):
       name: short name.
       layer_sizes: default machine (visible width first).
       sampler: (key, batch_size, data) -> [batch_size, n_visible] 0/1.
-      eval_fn: (params, data) -> dict of scalar metrics.
+      eval_fn: (key, params, data) -> dict of scalar metrics.
       metric: the key of eval_fn's dict that ranks runs (lower is better).
       image_shape: how to draw one visible vector.
       data: the arrays the sampler and eval_fn read (None for synthetic tasks).
+      splits: for data sets, the whole host arrays ``{"train", "test"}`` (the final
+        test estimate and the baselines read them); None for synthetic tasks.
     """
 
     name: str
@@ -42,6 +44,7 @@ class Task(NamedTuple):
     metric: str
     image_shape: tuple
     data: Any = None
+    splits: Any = None
 
 
 def bars(size: int = 4) -> Task:
@@ -51,7 +54,7 @@ def bars(size: int = 4) -> Task:
     return Task(
         name="bars", layer_sizes=(size * size, 2 * size, 1),
         sampler=lambda key, batch_size, _=None: data_lib.sample_bars(key, batch_size, size=size),
-        eval_fn=lambda params, _=None: {"kl_bits": exact_kl_bits(params, images, probs)},
+        eval_fn=lambda key, params, data=None: {"kl_bits": exact_kl_bits(params, images, probs)},
         metric="kl_bits", image_shape=(size, size),
     )
 
@@ -68,7 +71,7 @@ def shifter(width: int = 8, num_eval_samples: int = 100) -> Task:
     images, probs = jnp.asarray(images), jnp.asarray(probs, jnp.float32)
     entropy_bits = float(-np.sum(np.asarray(probs) * np.log2(np.asarray(probs))))
 
-    def eval_fn(params, _=None, key=jax.random.key(0)):
+    def eval_fn(key, params, data=None):
         log_model = estimate_log_prob(key, params, images, num_eval_samples)
         cross = -jnp.sum(probs * log_model) / math.log(2.0)
         return {"kl_bits": cross - entropy_bits}
@@ -85,7 +88,7 @@ def _rows(key, batch_size, data):
 
 
 def from_arrays(name: str, train, test, layer_sizes, image_shape, num_eval_samples: int = 100,
-                eval_batch: int = 500) -> Task:
+                eval_batch: int = 500, heldout=None) -> Task:
     """A task over a fixed data set: minibatches drawn with replacement from ``train``.
 
     Metrics, each a mean -log p(u) in nats estimated with ``num_eval_samples``
@@ -94,17 +97,23 @@ def from_arrays(name: str, train, test, layer_sizes, image_shape, num_eval_sampl
     ``train``, both fixed random subsets (files are often ordered, so a prefix
     would be a biased sample).
 
+    Args:
+      heldout: the split evaluated during training (default: ``test``); pass the
+        validation split to keep the test split for the end.
+
     Raises:
       ValueError: if the arrays are not 0/1 or do not have the machine's width.
     """
     n_visible = int(layer_sizes[0])
     train = data_lib.validate_binary(train, f"{name} train", n_visible)
     test = data_lib.validate_binary(test, f"{name} test", n_visible)
+    heldout = test if heldout is None else data_lib.validate_binary(heldout, f"{name} valid",
+                                                                    n_visible)
     rng = np.random.default_rng(0)
-    test_eval = test[np.sort(rng.permutation(test.shape[0])[:eval_batch])]
+    test_eval = heldout[np.sort(rng.permutation(heldout.shape[0])[:eval_batch])]
     train_eval = train[np.sort(rng.permutation(train.shape[0])[:eval_batch])]
 
-    def eval_fn(params, data, key=jax.random.key(0)):
+    def eval_fn(key, params, data):
         key_test, key_train = jax.random.split(key)
         return {"test_nll": -jnp.mean(estimate_log_prob(key_test, params, data["test"], num_eval_samples)),
                 "train_nll": -jnp.mean(estimate_log_prob(key_train, params, data["train_eval"],
@@ -112,7 +121,8 @@ def from_arrays(name: str, train, test, layer_sizes, image_shape, num_eval_sampl
 
     return Task(name=name, layer_sizes=tuple(layer_sizes), sampler=_rows, eval_fn=eval_fn,
                 metric="test_nll", image_shape=tuple(image_shape),
-                data={"train": train, "test": test_eval, "train_eval": train_eval})
+                data={"train": train, "test": test_eval, "train_eval": train_eval},
+                splits={"train": train, "test": test})
 
 
 def load(name: str, data_path: str | None = None, valid_as_test: bool = False) -> Task:
@@ -141,8 +151,13 @@ def load(name: str, data_path: str | None = None, valid_as_test: bool = False) -
         if data_path is None:
             raise ValueError("the mnist task needs a data path (the user's binarized MNIST files)")
         split = loaders.load_binarized_mnist(data_path)
-        held_out = split.get("valid") if valid_as_test and "valid" in split else split["test"]
-        return from_arrays("mnist", split["train"], held_out, (784, 200, 200, 200), (28, 28))
+        missing = [k for k in ("train", "test") if k not in split]
+        if missing:
+            raise ValueError(f"{data_path}: no {' or '.join(missing)} split found "
+                             f"(it holds {sorted(split)})")
+        heldout = split.get("valid") if valid_as_test else None
+        return from_arrays("mnist", split["train"], split["test"], (784, 200, 200, 200), (28, 28),
+                           heldout=heldout)
     raise ValueError(f"unknown task {name!r}; known: {TASKS}")
 
 

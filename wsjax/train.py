@@ -1,230 +1,291 @@
-"""Whole training runs as one compiled program, and sweeps over seeds x rates.
+"""Whole training runs as one compiled program, and sweeps over any hyperparameters x seeds.
 
-``make_train(config)`` returns a :class:`Trainer` of pure functions. Its
-``train(key, learning_rate, data)`` runs ``config.num_steps`` steps of wake-sleep
-or reweighted wake-sleep inside ``lax.scan`` (data drawn inside the program by
-``config.sampler``) and returns the final params and metrics. ``sweep(trainer)``
-wraps it as one ``jit(vmap(vmap(train)))`` over learning rates x seeds.
+``make_train(config, algorithm)`` returns a :class:`Trainer` of pure functions.
+Its ``train(key, hyperparams, data)`` initialises a machine and runs
+``config.num_steps`` steps of the algorithm inside ``lax.scan``, the data drawn
+inside the program by ``config.sampler``, and returns the final
+:class:`~wsjax.algorithms.State` and the metrics of every evaluation.
+``hyperparams`` is one dict of arrays: the algorithm's (see
+:mod:`wsjax.algorithms`) plus the initialisation's (``init_scale``,
+``prior_bias``, ``generative_bias``, ``recognition_bias``), all traced, so
+:func:`grid` and :func:`sweep` run any grid of them x seeds as one
+``jit(vmap(vmap(train)))``.
 
-The learning rate is always a traced argument: a scalar (one rate for both
-halves) or a length-2 array (generative rate, recognition rate). It lives in
-the optax state (``optax.inject_hyperparams``), and decays geometrically by
-``config.lr_decay`` in total over the run. The default optimizer, ``optax.sgd``,
-makes every step the plain delta rule.
+Key use: a run's key is split once into ``key_init, key_steps, key_eval``;
+step t draws its batch and its algorithm step from ``fold_in(key_steps, t)``
+and the evaluation after step t uses ``fold_in(key_eval, t)``. So no key is
+carried in the state, and a run's numbers depend only on its key and its
+hyperparameters (not on where it was stopped and resumed, nor on which other
+runs share the program).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+import itertools
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from wsjax.layers import LogitsFn, dense_logits
+from wsjax._api import check_positive_int
+from wsjax.algorithms import Algorithm, State, check_hyperparams
 from wsjax.model import _check_layer_sizes, init
-from wsjax.optim import ALGORITHMS, OptaxState, make_optax_step, rates_pair
 
-__all__ = ["TrainConfig", "TrainState", "Trainer", "make_train", "sweep", "rates_pair"]
+__all__ = ["TrainConfig", "Trainer", "make_train", "grid", "axis_values", "sweep", "scan_steps",
+           "INIT_HYPERPARAMS"]
 
 Sampler = Callable[[jax.Array, int, Any], jax.Array]
 """(key, batch_size, data) -> [batch_size, n_visible] 0/1 batch."""
 
+EvalFn = Callable[[jax.Array, Any, Any], dict]
+"""(key, params, data) -> dict of scalar metrics."""
+
+INIT_HYPERPARAMS = dict(init_scale=0.0, prior_bias=0.0, generative_bias=0.0, recognition_bias=0.0)
+"""The initialisation's hyperparameters and their defaults (see :func:`wsjax.init`):
+``init_scale`` a scalar or one standard deviation per layer of conditionals."""
+
 
 class TrainConfig(NamedTuple):
-    """Static settings of a run (hashable; fixes shapes and program structure).
+    """Static settings of a run: they fix shapes and program structure.
 
     Attributes:
       layer_sizes: (n_visible, n_1, ..., n_top).
       num_steps: training steps in the run; a multiple of eval_every.
       batch_size: data examples per step.
       sampler: (key, batch_size, data) -> batch; runs inside the program.
-      algorithm: "wake_sleep" or "rws" (reweighted wake-sleep).
-      num_samples: K recognition samples per example (rws only).
-      insomnia: rws only: weight of the wake-phase recognition update against
-        the sleep phase (1: wake only, 0: sleep only).
-      optimizer: learning_rate -> optax.GradientTransformation (optax.sgd: the delta rules).
-      sleep_batch_size: dreams per sleep phase (None: batch_size).
-      lr_decay: final rate / initial rate; the rate decays geometrically (1: constant).
-      layer_rate_scales: optional multiplier of the rate per layer of conditionals
-        (generative and recognition conditional l; the prior takes the last one):
-        a float, or a (start, end) pair moving geometrically from start to end
-        over the run.
-      init_scale: standard deviation of the initial weights, one value or one per layer.
-      init_biases: initial (prior, generative, recognition) bias values (see wsjax.init).
-      eval_every: steps between evaluations; step metrics are averaged over each window.
-      eval_fn: optional (params, data) -> dict of scalars, run every eval_every steps.
-      logits_fn: the conditional "layer params, input -> logits".
+      eval_every: steps between evaluations; step diagnostics are averaged over each window.
+      eval_fn: optional (key, params, data) -> dict of scalars, run every eval_every steps.
     """
 
     layer_sizes: tuple
     num_steps: int
     batch_size: int
     sampler: Sampler
-    algorithm: str = "wake_sleep"
-    num_samples: int | None = None
-    insomnia: float = 1.0
-    optimizer: Callable = optax.sgd
-    sleep_batch_size: int | None = None
-    lr_decay: float = 1.0
-    layer_rate_scales: tuple | None = None
-    init_scale: float | tuple = 0.0
-    init_biases: tuple = (0.0, 0.0, 0.0)
     eval_every: int = 1000
-    eval_fn: Callable | None = None
-    logits_fn: LogitsFn = dense_logits
-
-
-class TrainState(NamedTuple):
-    """Everything a run carries from one step to the next.
-
-    Attributes:
-      params: the machine.
-      opt_state: (generative, recognition) optax states; each holds its half's
-        base rate in ``hyperparams["learning_rate"]``.
-      key: PRNG key for the remaining steps.
-      step: number of steps taken (int32 scalar).
-    """
-
-    params: dict
-    opt_state: tuple
-    key: jax.Array
-    step: jax.Array
+    eval_fn: EvalFn | None = None
 
 
 class Trainer(NamedTuple):
     """The pure functions of a run; jit them where you need.
 
     Attributes:
-      init: (key, learning_rate) -> TrainState.
-      step: (state, data) -> (state, info dict): one training step.
-      run: (state, data) -> (state, metrics dict): eval_every steps, then the evaluation.
-      train: (key, learning_rate, data=None) -> (params, metrics), metrics of
-        shape [num_steps // eval_every] each.
+      init: (key, hyperparams) -> State at step 0, with fresh params.
+      step: (key, state, data) -> (state, info): one step; ``key`` is the run's key.
+      evaluate: (key, state, data) -> dict of the eval_fn's metrics after the state's step
+        (empty without an eval_fn).
+      run: (key, state, data) -> (state, metrics): eval_every steps, then the evaluation.
+      train: (key, hyperparams, data=None) -> (state, metrics), each metric of
+        shape [num_steps // eval_every].
+      default_hyperparams: (**overrides) -> the full hyperparameter dict, checked.
       config: the TrainConfig.
+      algorithm: the Algorithm.
     """
 
     init: Callable
     step: Callable
+    evaluate: Callable
     run: Callable
     train: Callable
+    default_hyperparams: Callable
     config: TrainConfig
+    algorithm: Algorithm
 
 
 def check_config(config: TrainConfig) -> None:
     """Raise a ValueError naming the first impossible setting of ``config``."""
     _check_layer_sizes(config.layer_sizes)
     for name in ("num_steps", "batch_size", "eval_every"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if config.sleep_batch_size is not None and (
-        not isinstance(config.sleep_batch_size, int) or config.sleep_batch_size < 1
-    ):
-        raise ValueError(f"sleep_batch_size must be a positive int, got {config.sleep_batch_size!r}")
+        check_positive_int(getattr(config, name), name)
     if config.num_steps % config.eval_every:
         raise ValueError(
-            f"num_steps ({config.num_steps}) must be a multiple of eval_every ({config.eval_every})"
-        )
-    if config.algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {config.algorithm!r}")
-    if config.algorithm == "rws" and (
-        not isinstance(config.num_samples, int) or config.num_samples < 1
-    ):
-        raise ValueError(f"rws needs num_samples, a positive int, got {config.num_samples!r}")
-    if not 0.0 <= config.insomnia <= 1.0:
-        raise ValueError(f"insomnia must lie in [0, 1], got {config.insomnia!r}")
-    if not config.lr_decay > 0:
-        raise ValueError(f"lr_decay must be positive, got {config.lr_decay!r}")
-    if len(config.init_biases) != 3 or not all(np.isfinite(b) for b in config.init_biases):
-        raise ValueError(
-            f"init_biases must be three finite numbers (prior, generative, recognition), "
-            f"got {config.init_biases!r}"
-        )
-    if config.layer_rate_scales is not None and (
-        len(config.layer_rate_scales) != len(config.layer_sizes) - 1
-        or not all(np.all(np.isfinite(m)) and np.all(np.asarray(m) >= 0) and np.size(m) in (1, 2)
-                   and (np.size(m) == 1 or np.all(np.asarray(m) > 0))
-                   for m in config.layer_rate_scales)
-    ):
-        raise ValueError(
-            f"layer_rate_scales needs one non-negative multiplier (or positive (start, end) pair) "
-            f"per layer of conditionals "
-            f"({len(config.layer_sizes) - 1} for layer_sizes {tuple(config.layer_sizes)}), "
-            f"got {config.layer_rate_scales!r}")
-    scales = np.asarray(config.init_scale, np.float64)
-    if scales.ndim > 1 or (scales.ndim == 1 and scales.size not in (1, len(config.layer_sizes) - 1)) or not (
-        np.all(np.isfinite(scales)) and np.all(scales >= 0)
-    ):
-        raise ValueError(
-            f"init_scale must be one non-negative value or one per layer of conditionals, "
-            f"got {config.init_scale!r}")
+            f"num_steps ({config.num_steps}) must be a multiple of eval_every ({config.eval_every})")
+    if not callable(config.sampler):
+        raise ValueError(f"sampler must be callable, got {config.sampler!r}")
 
 
-def _geometric(start, end, num_steps):
-    """Schedule moving geometrically from start (step 0) to end (step num_steps)."""
-    start, ratio = float(start), float(end) / float(start)
-    return lambda count: start * jnp.asarray(ratio, jnp.float32) ** (count / num_steps)
+def _check_init_hyperparams(hp, num_layers):
+    scale = hp["init_scale"]
+    if np.ndim(scale) > 1 or np.size(scale) not in (1, num_layers):
+        raise ValueError(f"init_scale needs one value or {num_layers} (one per layer of "
+                         f"conditionals), got shape {np.shape(scale)}")
+    for name in INIT_HYPERPARAMS:
+        if isinstance(hp[name], jax.core.Tracer):
+            continue
+        v = np.asarray(hp[name], np.float64)
+        if not np.all(np.isfinite(v)) or (name == "init_scale" and np.any(v < 0)):
+            raise ValueError(f"hyperparameter {name} must be finite"
+                             f"{' and >= 0' if name == 'init_scale' else ''}, got {v.tolist()}")
 
 
-def make_train(config: TrainConfig) -> Trainer:
-    """Build the pure training functions for ``config`` (see :class:`Trainer`)."""
+def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
+    """Build the pure training functions of ``algorithm`` under ``config`` (see :class:`Trainer`).
+
+    Raises:
+      ValueError: naming the first impossible setting of ``config``.
+    """
     check_config(config)
     sizes = tuple(int(n) for n in config.layer_sizes)
+    num_layers = len(sizes) - 1
     num_evals = config.num_steps // config.eval_every
-    decay = float(config.lr_decay)
-    schedule = None if decay == 1.0 else (
-        lambda count: jnp.asarray(decay, jnp.float32) ** (count / config.num_steps))
-    rws = config.algorithm == "rws"
-    layer_scales = None
-    if config.layer_rate_scales is not None:
-        layer_scales = tuple(
-            _geometric(*m, config.num_steps) if np.size(m) == 2 else float(m)
-            for m in config.layer_rate_scales)
-    algo = make_optax_step(
-        config.optimizer, config.algorithm, num_samples=config.num_samples if rws else None,
-        insomnia=config.insomnia if rws else None,
-        sleep_batch_size=config.sleep_batch_size or config.batch_size, schedule=schedule,
-        layer_rate_scales=layer_scales, logits_fn=config.logits_fn,
-    )
 
-    def init_fn(key, learning_rate):
-        key_init, key_run = jax.random.split(key)
-        prior_b, gen_b, rec_b = config.init_biases
-        params = init(key_init, sizes, init_scale=config.init_scale, prior_bias=prior_b,
-                      generative_bias=gen_b, recognition_bias=rec_b)
-        opt = algo.init(params, learning_rate)
-        return TrainState(params, opt.opt_state, key_run, opt.step)
+    def default_hyperparams(**overrides) -> dict:
+        init_part = {k: overrides.pop(k, v) for k, v in INIT_HYPERPARAMS.items()}
+        hp = algorithm.default_hyperparams(**overrides)
+        hp.update({k: jnp.asarray(v, jnp.float32) for k, v in init_part.items()})
+        _check_init_hyperparams(hp, num_layers)
+        return hp
 
-    def step_fn(state, data=None):
-        key, key_data, key_step = jax.random.split(state.key, 3)
+    def init_fn(key, hyperparams) -> State:
+        _check_init_hyperparams(hyperparams, num_layers)
+        key_init, _, _ = jax.random.split(key, 3)
+        params = init(key_init, sizes, init_scale=hyperparams["init_scale"],
+                      prior_bias=hyperparams["prior_bias"],
+                      generative_bias=hyperparams["generative_bias"],
+                      recognition_bias=hyperparams["recognition_bias"])
+        algo_hp = {k: v for k, v in hyperparams.items() if k not in INIT_HYPERPARAMS}
+        return algorithm.init(params, algo_hp)
+
+    def step_fn(key, state, data=None):
+        _, key_steps, _ = jax.random.split(key, 3)
+        key_data, key_step = jax.random.split(jax.random.fold_in(key_steps, state.step))
         u = config.sampler(key_data, config.batch_size, data)
-        opt, info = algo.step(key_step, OptaxState(state.params, state.opt_state, state.step), u)
-        return TrainState(opt.params, opt.opt_state, key, opt.step), info
+        return algorithm.step(key_step, state, u)
 
-    def run_fn(state, data=None):
-        state, infos = jax.lax.scan(lambda s, _: step_fn(s, data), state, None, config.eval_every)
-        metrics = {k: jnp.mean(v) for k, v in infos.items()}
-        metrics["step"] = state.step
-        if config.eval_fn is not None:
-            metrics.update(config.eval_fn(state.params, data))
+    def evaluate_fn(key, state, data=None):
+        if config.eval_fn is None:
+            return {}
+        _, _, key_eval = jax.random.split(key, 3)
+        return config.eval_fn(jax.random.fold_in(key_eval, state.step), state.params, data)
+
+    def run_fn(key, state, data=None):
+        state, metrics = scan_steps(lambda s: step_fn(key, s, data), state, config.eval_every)
+        metrics.update(evaluate_fn(key, state, data))
         return state, metrics
 
-    def train_fn(key, learning_rate, data=None):
-        state = init_fn(key, learning_rate)
-        state, metrics = jax.lax.scan(lambda s, _: run_fn(s, data), state, None, num_evals)
-        return state.params, metrics
+    def train_fn(key, hyperparams, data=None):
+        state = init_fn(key, hyperparams)
+        return jax.lax.scan(lambda s, _: run_fn(key, s, data), state, None, num_evals)
 
-    return Trainer(init_fn, step_fn, run_fn, train_fn, config)
+    return Trainer(init_fn, step_fn, evaluate_fn, run_fn, train_fn, default_hyperparams, config,
+                   algorithm)
+
+
+def scan_steps(step: Callable, state, num_steps: int):
+    """Run ``step: state -> (state, info)`` ``num_steps`` times in a ``lax.scan``.
+
+    Returns:
+      (state, metrics): metrics holds the mean of every field of the info over the
+      steps, and ``step``, the state's step count at the end. The means are kept
+      as running sums in the scan's carry, added one step at a time, so their
+      rounding does not depend on how many runs are vmapped beside this one.
+    """
+    _, info_shape = jax.eval_shape(step, state)
+    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), info_shape)
+
+    def body(carry, _):
+        state, total = carry
+        state, info = step(state)
+        return (state, jax.tree.map(jnp.add, total, info)), None
+
+    (state, total), _ = jax.lax.scan(body, (state, zeros), None, num_steps)
+    metrics = {k: v / num_steps for k, v in total._asdict().items()}
+    metrics["step"] = state.step
+    return state, metrics
+
+
+def _get(hp, name):
+    node = hp
+    for part in name.split("."):
+        node = node[part]
+    return node
+
+
+def _set(hp, name, value):
+    """A copy of ``hp`` with the (dotted) ``name`` set to ``value``."""
+    head, _, rest = name.partition(".")
+    if rest:
+        return {**hp, head: _set(hp.get(head, {}), rest, value)}
+    return {**hp, head: value}
+
+
+def axis_values(hyperparams: dict, name: str, values) -> np.ndarray:
+    """The values of one grid axis as one float32 array [len(values), *shape].
+
+    Each value is broadcast with the others and with the base value of ``name``
+    in ``hyperparams`` (a scalar rate becomes a (generative, recognition) pair).
+    """
+    values = [np.asarray(v, np.float32) for v in values]
+    try:
+        base = np.shape(_get(hyperparams, name))
+    except KeyError:
+        base = ()
+    shape = np.broadcast_shapes(base, *(v.shape for v in values))
+    return np.stack([np.broadcast_to(v, shape) for v in values]) if values else np.zeros((0,))
+
+
+def grid(hyperparams: dict, axes: Mapping[str, Any]) -> dict:
+    """Every combination of the values in ``axes``, stacked on one leading axis.
+
+    Args:
+      hyperparams: the base dict (e.g. ``trainer.default_hyperparams()``); every
+        point of the grid is a copy of it with the axes' values put in.
+      axes: ordered mapping name -> values, e.g. ``{"learning_rate": [0.5, 1],
+        "insomnia": [0, 0.5, 1]}``; dotted names reach into the optimizer's dict
+        (``"optimizer.b1"``). A value may be a scalar or an array (``[4, 8]``
+        for a (generative, recognition) rate); the values of one axis are
+        broadcast to a common shape.
+
+    Returns:
+      The hyperparams with every leaf stacked to a leading axis of
+      ``prod(len(v) for v in axes.values())`` points, the first axis varying
+      slowest: reshape a result to ``[len(axis_1), ..., len(axis_n), ...]``.
+
+    Raises:
+      ValueError: for an axis without values, a name the base does not have, or a
+        value out of its range (named).
+    """
+    names = list(axes)
+    for name in names:
+        if not name.startswith("optimizer."):
+            try:
+                _get(hyperparams, name)
+            except (KeyError, TypeError):
+                known = sorted(k for k in hyperparams if k != "optimizer")
+                raise ValueError(f"unknown hyperparameter {name!r}; known: {known} and "
+                                 "optimizer.<name>") from None
+        if len(axes[name]) == 0:
+            raise ValueError(f"grid axis {name!r} has no values")
+    columns = [axis_values(hyperparams, name, axes[name]) for name in names]
+    points = []
+    for combo in itertools.product(*columns):
+        hp = hyperparams
+        for name, value in zip(names, combo):
+            hp = _set(hp, name, jnp.asarray(value))
+        check_hyperparams(hp)
+        points.append(hp)
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *points)
 
 
 def sweep(trainer: Trainer) -> Callable:
-    """``jit(vmap(vmap(train)))``: (keys [S], learning_rates [R] or [R, 2], data) -> results.
+    """One compiled program over a grid x seeds: (keys [S], hyperparams [G, ...], data) -> results.
 
-    Outputs have leading axes [R, S]. Reuse the returned function: calling it
-    again with new keys or rates of the same shape does not recompile.
+    Outputs have leading axes [G, S]. ``hyperparams`` comes from :func:`grid`
+    (or any dict whose every leaf has the same leading length G). The G x S runs
+    are vmapped along one flattened axis (run g * S + s), the layout
+    :mod:`wsjax.runner` uses too: a nested vmap would give a grid of one point a
+    different layout (its size-1 axis squeezed away), and with it different
+    float rounding in places. Reuse the returned function: calling it again with
+    values of the same shapes does not recompile.
     """
-    over_seeds = jax.vmap(trainer.train, in_axes=(0, None, None))
-    over_rates = jax.vmap(over_seeds, in_axes=(None, 0, None))
-    return jax.jit(over_rates)
+    runs = jax.vmap(trainer.train, in_axes=(0, 0, None))
+
+    def program(keys, hyperparams, data=None):
+        num_seeds = keys.shape[0]
+        num_points = jax.tree.leaves(hyperparams)[0].shape[0]
+        run_keys = jnp.tile(keys, num_points)
+        run_hp = jax.tree.map(lambda x: jnp.repeat(x, num_seeds, axis=0), hyperparams)
+        out = runs(run_keys, run_hp, data)
+        return jax.tree.map(lambda x: x.reshape(num_points, num_seeds, *x.shape[1:]), out)
+
+    return jax.jit(program)

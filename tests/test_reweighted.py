@@ -10,8 +10,8 @@ import pytest
 from wsjax.exact import all_binary_configs, exact_log_joint_table, exact_log_prob
 from wsjax.model import generative_params, init, log_recognition, recognition_params
 from wsjax.objectives import log_weights
-from wsjax.rws import normalized_weights, rws_grads, rws_losses, rws_step
-from wsjax.wake_sleep import sleep_step, wake_samples, wake_step
+from wsjax.reweighted import normalized_weights, rws_grads, rws_losses, rws_step
+from wsjax.phases import sleep_step, wake_samples, wake_step
 
 # Compiled once per shape: eager dispatch of these small vmapped programs is slow.
 rws_step_jit = jax.jit(rws_step, static_argnames=("num_samples", "sleep_batch_size", "logits_fn"))
@@ -208,8 +208,8 @@ def test_many_samples_approach_the_exact_gradients(sizes):
     assert float(jnp.min(raw_w)) > 100.0
 
     exact_lp = float(jnp.mean(exact_log_prob(params, u)))
-    assert abs(float(info["iw_bound"]) - exact_lp) < 0.05
-    assert 1.0 <= float(info["ess"]) <= K
+    assert abs(float(info.iw_bound) - exact_lp) < 0.05
+    assert 1.0 <= float(info.ess) <= K
 
 
 # 5. Purity: vmap equals a loop, same key gives the same params.

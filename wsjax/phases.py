@@ -19,6 +19,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from wsjax._api import check_positive_int, public
 from wsjax.layers import LogitsFn, dense_logits
 from wsjax.model import (
     check_visible,
@@ -41,9 +42,7 @@ def wake_samples(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn
 
 def sleep_samples(key: jax.Array, params: dict, batch_size: int, logits_fn: LogitsFn = dense_logits):
     """Dream ``batch_size`` (static) examples: (u [batch, n_0], (h_1, ..., h_L))."""
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size}")
-    keys = jax.random.split(key, int(batch_size))
+    keys = jax.random.split(key, check_positive_int(batch_size, "batch_size"))
     return jax.vmap(sample_generative, in_axes=(0, None, None))(keys, params, logits_fn)
 
 
@@ -87,6 +86,7 @@ def _sgd(part, grads, learning_rate):
     return jax.tree.map(lambda p, g: p - learning_rate * g, part, grads)
 
 
+@public(static_argnames=("logits_fn",), data=("u",), rates=("learning_rate",))
 def wake_step(
     key: jax.Array, params: dict, u: jax.Array, learning_rate, *, logits_fn: LogitsFn = dense_logits
 ) -> dict:
@@ -100,11 +100,15 @@ def wake_step(
 
     Returns:
       New params; the recognition half is returned unchanged.
+
+    Compiled once per shape (an eager call costs what a jitted one does);
+    concrete data and rates are checked (0/1 data, finite non-negative rate).
     """
     grads, _ = wake_grads(key, params, u, logits_fn)
     return _merge(params, _sgd(generative_params(params), grads, learning_rate))
 
 
+@public(static_argnames=("batch_size", "logits_fn"), rates=("learning_rate",))
 def sleep_step(
     key: jax.Array, params: dict, learning_rate, batch_size: int, *,
     logits_fn: LogitsFn = dense_logits,
@@ -115,7 +119,7 @@ def sleep_step(
       key: PRNG key for the dreams.
       params: the machine.
       learning_rate: scalar step size e (may be traced).
-      batch_size: number of dreams (static).
+      batch_size: number of dreams (static positive int).
 
     Returns:
       New params; the generative half is returned unchanged.

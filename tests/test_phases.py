@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import wsjax
+from wsjax import phases
 from tests.helpers import all_configs, random_machine, sigmoid
 
 
@@ -32,7 +33,7 @@ def test_wake_step_is_the_textbook_delta_rule():
     params = random_machine(1, (6, 4))
     u = _data(0, 7, 6)
     key, lr = jax.random.key(3), 0.37
-    v = np.asarray(wsjax.wake_samples(key, params, u)[0], np.float64)
+    v = np.asarray(phases.wake_samples(key, params, u)[0], np.float64)
     m = _np(wsjax.to_matrices(params))
     un = np.asarray(u, np.float64)
     pu = sigmoid(m["h"] + v @ m["G"].T)  # [batch, n_u]
@@ -51,7 +52,7 @@ def test_wake_step_is_the_textbook_delta_rule():
 def test_sleep_step_is_the_textbook_delta_rule():
     params = random_machine(2, (6, 4))
     key, lr, batch = jax.random.key(4), 0.21, 9
-    u, (v,) = wsjax.sleep_samples(key, params, batch)
+    u, (v,) = phases.sleep_samples(key, params, batch)
     u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
     m = _np(wsjax.to_matrices(params))
     qv = sigmoid(m["w"] + u @ m["W"].T)

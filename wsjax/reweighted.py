@@ -35,8 +35,8 @@ of ``sleep_samples(sleep_key, params, sleep_batch_size)``, as in
 ``sleep_step(sleep_key, ...)``. So with K = 1 and insomnia = 0 one
 :func:`rws_step` does the arithmetic of a classic wake step with ``wake_key``
 and a sleep step with ``sleep_key``, both taken from the same starting params
-(the simultaneous update of ``wsjax.train``): bitwise equal when run eagerly,
-equal up to float rounding when XLA compiles and fuses the two differently.
+(the simultaneous update of ``wsjax.wake_sleep``), equal up to float rounding
+since XLA compiles and fuses the two programs differently.
 The wake samples are not drawn from ``key`` itself because a sleep key derived
 from it would collide with them: with the default partitionable threefry,
 ``jax.random.split(key)[1]`` is ``jax.random.split(key, (B, K))`` flattened at 1.
@@ -51,12 +51,13 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wsjax._api import check_positive_int, public
 from wsjax.layers import LogitsFn, dense_logits
 from wsjax.model import (
     check_visible,
@@ -67,9 +68,29 @@ from wsjax.model import (
     recognition_params,
 )
 from wsjax.objectives import log_weights
-from wsjax.wake_sleep import sleep_grads
+from wsjax.phases import sleep_grads
 
-__all__ = ["normalized_weights", "rws_losses", "rws_grads", "rws_step"]
+__all__ = ["RWSInfo", "normalized_weights", "rws_losses", "rws_grads", "rws_step"]
+
+
+class RWSInfo(NamedTuple):
+    r"""Diagnostics of one reweighted wake-sleep step, scalars at the pre-step params.
+
+    Attributes:
+      iw_bound: batch mean of :math:`\log \frac{1}{K}\sum_k w_k`, the
+        importance-weighted bound on log p(u) at these samples (nats).
+      ess: batch mean of the effective sample size :math:`1 / \sum_k \tilde w_k^2`,
+        between 1 and K.
+      wake_p_loss: the generative wake loss :math:`L_P` of :func:`rws_losses`.
+      wake_q_loss: the recognition wake loss :math:`L_Q` of :func:`rws_losses`.
+      sleep_loss: the classic sleep loss on the dreams.
+    """
+
+    iw_bound: jax.Array
+    ess: jax.Array
+    wake_p_loss: jax.Array
+    wake_q_loss: jax.Array
+    sleep_loss: jax.Array
 
 
 def normalized_weights(log_w: jax.Array) -> jax.Array:
@@ -205,26 +226,18 @@ def rws_grads(
     Returns:
       (grads, info). grads has the structure of ``params`` (``{"prior",
       "generative", "recognition"}``); a step ``params - lr * grads`` ascends
-      the importance-weighted bound in the generative half. info holds scalars:
-
-      * ``"iw_bound"``: the batch mean of :math:`\log \frac{1}{K}\sum_k w_k`,
-        the importance-weighted bound on log p(u) at these samples (nats);
-      * ``"ess"``: the batch mean of the effective sample size
-        :math:`1 / \sum_k \tilde w_k^2`, between 1 and K;
-      * ``"wake_p_loss"``, ``"wake_q_loss"``: the two losses of :func:`rws_losses`;
-      * ``"sleep_loss"``: the classic sleep loss on the dreams.
+      the importance-weighted bound in the generative half. info is an
+      :class:`RWSInfo`.
 
     Raises:
       ValueError: at trace time, if ``u`` does not fit the machine, or
         num_samples, sleep_batch_size or a concrete insomnia is out of range.
     """
     check_visible(params, u, logits_fn, batched=True)
-    if int(num_samples) != num_samples or int(num_samples) < 1:
-        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-    num_samples = int(num_samples)
+    num_samples = check_positive_int(num_samples, "num_samples")
     _check_insomnia(insomnia)
-    if sleep_batch_size is None:
-        sleep_batch_size = u.shape[0]
+    sleep_batch_size = u.shape[0] if sleep_batch_size is None else check_positive_int(
+        sleep_batch_size, "sleep_batch_size")
     u = jnp.asarray(u, jnp.float32)
 
     wake_key, sleep_key = jax.random.split(key)
@@ -246,16 +259,18 @@ def rws_grads(
     )
 
     w = normalized_weights(log_w)
-    info = {
-        "iw_bound": jnp.mean(jax.nn.logsumexp(log_w, axis=1) - math.log(num_samples)),
-        "ess": jnp.mean(1.0 / jnp.sum(w * w, axis=1)),
-        "wake_p_loss": wake_p_loss,
-        "wake_q_loss": wake_q_loss,
-        "sleep_loss": sleep_loss,
-    }
+    info = RWSInfo(
+        iw_bound=jnp.mean(jax.nn.logsumexp(log_w, axis=1) - math.log(num_samples)),
+        ess=jnp.mean(1.0 / jnp.sum(w * w, axis=1)),
+        wake_p_loss=wake_p_loss,
+        wake_q_loss=wake_q_loss,
+        sleep_loss=sleep_loss,
+    )
     return {**gen_grads, **rec_grads}, info
 
 
+@public(static_argnames=("num_samples", "sleep_batch_size", "logits_fn"), data=("u",),
+        rates=("learning_rate",))
 def rws_step(
     key: jax.Array, params: dict, u: jax.Array, learning_rate, num_samples: int, *,
     insomnia=1.0, sleep_batch_size: int | None = None, logits_fn: LogitsFn = dense_logits,

@@ -1,0 +1,43 @@
+"""Shared by the subprocess tests: one persistent compilation cache for the whole session.
+
+Every experiment run in a subprocess pays JAX's start-up and compiles its programs;
+runs of the same program (the same small sweep on one device, resumed, refused,
+overwritten) share compiled executables through this cache, which is empty at the
+start of every session, so nothing carries over between sessions.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def compile_cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("jax_cache"))
+
+
+@pytest.fixture(scope="session")
+def run_module(compile_cache):
+    """run_module(module, *args, devices=1, timeout=300, check=True) -> CompletedProcess."""
+
+    def env(devices=1):
+        out = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
+                   JAX_COMPILATION_CACHE_DIR=compile_cache,
+                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+        out["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        return out
+
+    def run(module, *args, devices=1, timeout=300, check=True):
+        proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env(devices),
+                              capture_output=True, text=True, timeout=timeout)
+        if check:
+            assert proc.returncode == 0, proc.stderr[-4000:]
+        return proc
+
+    run.env = env
+    return run
