@@ -10,7 +10,14 @@ import os
 import subprocess
 import sys
 
-import pytest
+# The tests in this process compile dozens of small programs; LLVM's cheap passes take a
+# quarter off the time and no property checked here depends on them (every equality compares
+# programs compiled alike). The experiments run in subprocesses keep the default compiler.
+# Set before JAX is imported by any test module; an XLA_FLAGS of the caller's own is kept.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 "
+                                   "--xla_llvm_disable_expensive_passes=true")
+
+import pytest  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

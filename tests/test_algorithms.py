@@ -185,13 +185,15 @@ def test_vmap_over_hyperparameters_equals_a_loop(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_new_hyperparameter_values_do_not_retrace(name):
-    algo = BUNDLES[name]
-    chex.clear_trace_counter()
-    step = jax.jit(chex.assert_max_traces(algo.step, n=1))
+def test_new_hyperparameter_values_do_not_recompile(name):
+    algo, step = BUNDLES[name], STEPS[name]
+    outs, sizes = [], []
     for kw in (dict(learning_rate=0.1), dict(learning_rate=[0.2, 0.3], lr_decay=0.5),
                dict(layer_rate_start=[1.0, 0.0], layer_rate_end=[2.0, 3.0], decay_steps=5.0)):
-        step(KEY, algo.init(PARAMS, _hp(algo, **kw)), U)
+        outs.append(step(KEY, algo.init(PARAMS, _hp(algo, **kw)), U)[0].params)
+        sizes.append(step._cache_size())
+    assert sizes[1:] == sizes[:1] * 2, sizes  # one compiled program serves every value
+    assert _diff(outs[0], outs[1]) > 1e-5 and _diff(outs[1], outs[2]) > 1e-5
 
 
 def test_eager_smoke():

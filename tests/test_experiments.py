@@ -58,7 +58,7 @@ def test_bars_rejects_impossible_flags_before_compiling(flag, message, run_modul
 
 def test_shifter_reports_direction_accuracy(run_module, tmp_path):
     run_module("experiments.shifter", f"--output_dir={tmp_path}", "--num_steps=200",
-               "--num_seeds=2", "--num_evals=2", "--learning_rates=1", "--num_direction_samples=8")
+               "--num_seeds=2", "--num_evals=1", "--learning_rates=1", "--num_direction_samples=8")
     with open(tmp_path / "direction.json") as f:
         report = json.load(f)
     acc = report["best_top_unit_accuracy"][0]["values"]

@@ -21,35 +21,40 @@ def _pyplot():
 
 
 def plot_image_grid(images, image_shape, path, title="", num_cols=None, signed=False, labels=None):
-    """Show rows of ``images`` [n, prod(image_shape)] as a grid of small images.
+    """Show rows of ``images`` [n, prod(image_shape)] as a grid of small images, in one mosaic.
 
     Args:
       signed: use a diverging colour map centred on zero (for weights), else grey 0..1.
-      labels: optional per-image captions.
+      labels: optional per-image captions, written above each image.
     """
     plt = _pyplot()
-    images = np.asarray(images, np.float64)
-    n = images.shape[0]
+    images = np.asarray(images, np.float64).reshape(-1, *image_shape)
+    n, (h, w) = images.shape[0], image_shape
     cols = num_cols or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + (0.4 if title else 0)),
-                             squeeze=False)
-    vmax = np.max(np.abs(images)) if signed else 1.0
-    for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= n:
-            ax.axis("off")
-            continue
-        img = images[i].reshape(image_shape)
-        if signed:
-            ax.imshow(img, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-        else:
-            ax.imshow(img, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        if labels is not None:
-            ax.set_title(labels[i], fontsize=7)
+    gap = 1
+    mosaic = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        mosaic[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = img
+    scale = 1.3 / max(h, w)
+    fig, ax = plt.subplots(figsize=(max(2.0, scale * cols * (w + gap)),
+                                    max(1.5, scale * rows * (h + gap) + (0.4 if title else 0))))
+    if signed:
+        vmax = np.nanmax(np.abs(images)) or 1.0
+        ax.imshow(mosaic, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    else:
+        ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    if labels is not None:
+        for i, label in enumerate(labels[:n]):
+            r, c = divmod(i, cols)
+            ax.text(c * (w + gap) + w / 2 - 0.5, r * (h + gap) - 0.6, label, ha="center",
+                    va="bottom", fontsize=6)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_frame_on(False)
     if title:
-        fig.suptitle(title, fontsize=9)
+        ax.set_title(title, fontsize=8, pad=10 if labels is not None else 4)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
