@@ -39,18 +39,17 @@ def eager_suite(repeats):
     params = wsjax.init(jax.random.key(0), (16, 8, 1), init_scale=0.5)
     u = np.asarray(data_lib.sample_bars(jax.random.key(1), 30))
     key = jax.random.key(2)
+    # name: (function, arguments, positions of its static arguments)
     calls = {
-        "estimate_log_prob(K=10)": (wsjax.estimate_log_prob, (key, params, u, 10), ("num_samples",)),
-        "elbo(K=10)": (wsjax.elbo, (key, params, u, 10), ("num_samples",)),
+        "estimate_log_prob(K=10)": (wsjax.estimate_log_prob, (key, params, u, 10), (3,)),
+        "elbo(K=10)": (wsjax.elbo, (key, params, u, 10), (3,)),
         "exact_log_prob": (wsjax.exact_log_prob, (params, u), ()),
         "wake_step": (wsjax.wake_step, (key, params, u, 0.1), ()),
-        "sleep_step(batch 30)": (wsjax.sleep_step, (key, params, 0.1, 30), ("batch_size",)),
-        "rws_step(K=5)": (wsjax.rws_step, (key, params, u, 0.1, 5), ("num_samples",)),
+        "sleep_step(batch 30)": (wsjax.sleep_step, (key, params, 0.1, 30), (3,)),
+        "rws_step(K=5)": (wsjax.rws_step, (key, params, u, 0.1, 5), (4,)),
     }
     rows = []
-    for name, (fn, args, static) in calls.items():
-        positions = {"num_samples": 3, "batch_size": 3}
-        static_nums = tuple(positions[s] for s in static)
+    for name, (fn, args, static_nums) in calls.items():
         jitted = jax.jit(fn, static_argnums=static_nums)
         # Two calls first, so the third is the one timed (the first compiles).
         eager = _time(lambda: fn(*args), repeats, warmup=2)

@@ -7,6 +7,7 @@ the output directory, sweep, write results and figures), and whatever it adds.
 
 import json
 import os
+import sys
 
 from absl import app, flags, logging
 import jax
@@ -76,6 +77,20 @@ def define_flags(skip=(), **defaults):
     flags.DEFINE_integer("process_id", None, "This process's index.")
     if defaults:
         raise ValueError(f"no shared flags named {sorted(defaults)}")
+
+
+def run_main(main):
+    """absl's app.run, with a usage error shown as one line (no help text, no traceback), exit 2."""
+
+    def checked(argv):
+        try:
+            return main(argv)
+        except (app.UsageError, flags.ValidationError) as e:
+            module = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+            print(f"experiments.{module}: error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    app.run(checked)
 
 
 def _floats(name, text, sep=":"):
@@ -198,8 +213,7 @@ def build(task, num_steps=None, eval_every=None):
         if FLAGS.algorithm == "rws":
             overrides["insomnia"] = FLAGS.insomnia
         hyperparams = trainer.default_hyperparams(**overrides)
-        state_shapes = jax.eval_shape(trainer.init, jax.random.key(0), hyperparams)  # shape checks
-        del state_shapes
+        jax.eval_shape(trainer.init, jax.random.key(0), hyperparams)  # every shape checked
         axes = {"learning_rate": rates, **parse_grid(FLAGS.grid)}
         wsjax.grid(hyperparams, axes)  # every axis name and value checked
     except (ValueError, TypeError, flags.ValidationError) as e:

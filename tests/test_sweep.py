@@ -1,5 +1,6 @@
 """Sweeps at scale, run as real subprocesses: a grid x seeds on 1 device equals 2 processes and a
-run killed on 4 devices and resumed on 5, and a grid point equals the same run swept alone."""
+run killed on 4 devices and resumed on 5 (tests/test_sweep_grid.py: a grid point equals the same
+run swept alone)."""
 
 import csv
 import json
@@ -122,20 +123,3 @@ def test_the_same_sweep_spelled_otherwise_resumes_and_another_is_refused(referen
     assert proc.returncode != 0
     assert "refusing to use output directory" in proc.stderr and "seed: 0 there, 1 now" in proc.stderr
     assert "steps/s" not in proc.stderr
-
-
-def test_a_grid_slice_equals_the_single_value_sweep(run_module, tmp_path):
-    common = ["--dataset=digits", "--algorithm=rws", "--num_samples=3", "--optimizer=adam",
-              "--learning_rates=0.003,0.01", "--num_seeds=2", "--num_steps=20", "--num_evals=1",
-              "--batch_size=20"]
-    grid, alone = str(tmp_path / "grid"), str(tmp_path / "alone")
-    run_module("experiments.sweep", f"--output_dir={grid}", *common, "--grid=insomnia=0,0.5,1")
-    run_module("experiments.sweep", f"--output_dir={alone}", *common, "--insomnia=1")
-    g, a = _metrics(grid), _metrics(alone)
-    assert list(g["grid_axes"]) == ["learning_rate", "insomnia"] and list(a["grid_axes"]) == [
-        "learning_rate"]
-    assert g["test_nll"].shape == (2, 3, 2, 1) and a["test_nll"].shape == (2, 2, 1)
-    for name in ("test_nll", "train_nll", "iw_bound", "ess", "sleep_loss", "wake_p_loss"):
-        np.testing.assert_array_equal(g[name][:, 2], a[name], err_msg=name)
-    assert np.all(np.isfinite(g["test_nll"]))
-    assert not np.array_equal(g["test_nll"][:, 0], g["test_nll"][:, 2])

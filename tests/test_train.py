@@ -2,7 +2,6 @@
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -54,17 +53,36 @@ def test_sweep_over_a_grid_equals_a_loop_over_points_and_seeds():
                                         rtol=1e-5, atol=1e-5)
 
 
-def test_a_grid_point_equals_the_same_run_swept_alone():
+ALGORITHMS = {
+    "wake_sleep-sgd": lambda: WS,
+    "wake_sleep-sequential-adam": lambda: wsjax.wake_sleep(optax.adam, sequential=True),
+    "rws-sgd": lambda: wsjax.rws(optax.sgd, 2),
+    "rws-adam": lambda: RWS,
+}
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_a_grid_point_equals_the_same_run_swept_alone(name):
     keys = jax.random.split(jax.random.key(4), 2)
-    # One layer of conditionals: the smallest program with Adam and importance weights.
-    algo_trainer = wsjax.make_train(_config(layer_sizes=(16, 6), eval_fn=None), RWS)
-    sweep = wsjax.sweep(algo_trainer)
-    hp = algo_trainer.default_hyperparams(learning_rate=0.01)
-    _, together = sweep(keys, wsjax.grid(hp, {"insomnia": [0.0, 0.5, 1.0]}), None)
-    _, alone = sweep(keys, wsjax.grid(hp, {"insomnia": [1.0]}), None)
+    # One layer of conditionals and a short run: the smallest programs that still have an
+    # optimizer state and (for RWS) importance weights.
+    trainer = wsjax.make_train(_config(layer_sizes=(16, 6), num_steps=10, eval_every=10,
+                                       eval_fn=None), ALGORITHMS[name]())
+    sweep = wsjax.sweep(trainer)
+    hp = trainer.default_hyperparams(learning_rate=0.01)
+    _, together = sweep(keys, wsjax.grid(hp, {"lr_decay": [0.3, 0.5, 1.0]}), None)
+    _, alone = sweep(keys, wsjax.grid(hp, {"lr_decay": [1.0]}), None)
     chex.assert_trees_all_equal(jax.tree.map(lambda x: x[2], together),
                                 jax.tree.map(lambda x: x[0], alone))
-    assert not np.array_equal(together["iw_bound"][0], together["iw_bound"][2])
+    assert not np.array_equal(together["sleep_loss"][0], together["sleep_loss"][2])
+
+
+def test_the_runs_layout_gives_the_seeds_layouts_numbers_up_to_rounding():
+    keys = jax.random.split(jax.random.key(5), 3)
+    points = wsjax.grid(HP, {"learning_rate": [0.3, 1.0]})
+    by_seeds = SWEEP(keys, points, None)
+    by_runs = wsjax.sweep(BARE, vectorize="runs")(keys, points, None)
+    chex.assert_trees_all_close(by_seeds, by_runs, rtol=1e-5, atol=1e-5)
 
 
 def test_grid_orders_axes_first_slowest_and_broadcasts_values():

@@ -39,13 +39,17 @@ def check_data(x, name: str):
 
 
 def check_rate(x, name: str):
-    """A concrete learning rate (scalar or pair) must be finite and non-negative."""
+    """A concrete learning rate (scalar or pair), checked finite and non-negative, as float32.
+
+    One dtype for every concrete rate (a Python float, ``np.float32(0.1)``, an array) means one
+    compiled program for all of them.
+    """
     if is_traced(x):
         return x
     arr = np.asarray(x, np.float64)
     if arr.ndim > 1 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"{name} must be a finite, non-negative scalar (or pair), got {x!r}")
-    return x
+    return jnp.asarray(arr, jnp.float32)
 
 
 def check_positive_int(x, name: str) -> int:
@@ -85,7 +89,8 @@ def public(*, static_argnames=(), data=(), rates=()):
                     bound.arguments[name] = check_rate(bound.arguments[name], name)
             return jitted(*bound.args, **bound.kwargs)
 
-        wrapper.uncompiled = fn
+        wrapper.uncompiled = fn  # the pure function, for callers that trace it themselves
+        wrapper.compiled = jitted  # its jax.jit, whose cache shows what was compiled
         return wrapper
 
     return decorate

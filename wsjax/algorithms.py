@@ -222,7 +222,7 @@ def _transformation(optimizer, hp, num_layers):
         return schedule
 
     transforms = {
-        f"{side}_{l}": optimizer(rate(half, l), **hp["optimizer"])
+        f"{side}_{l}": optimizer(rate(half, l), **hp.get("optimizer", {}))
         for half, side in enumerate(("generative", "recognition")) for l in range(num_layers)
     }
     return optax.partition(transforms, _labels)
@@ -238,8 +238,12 @@ def _check_optimizer(optimizer):
         raise TypeError(f"optimizer must be callable, got {optimizer!r}")
 
 
-def _init_fn(optimizer):
+def _init_fn(optimizer, required):
     def init_fn(params, hyperparams) -> State:
+        missing = sorted(set(required) - set(hyperparams))
+        if missing:
+            raise ValueError(f"hyperparameters {missing} are missing; build a full set with "
+                             "algorithm.default_hyperparams(...)")
         num_layers = len(params["generative"])
         hp = _canonical(hyperparams, num_layers)
         opt_state = _transformation(optimizer, hp, num_layers).init(params)
@@ -315,7 +319,8 @@ def wake_sleep(
         info = WakeSleepInfo(wake_loss=wake_loss, sleep_loss=sleep_loss)
         return State(new_params, opt_state, state.hyperparams, state.step + 1), info
 
-    return Algorithm(_init_fn(optimizer), step_fn, _make_defaults({}), "wake_sleep")
+    return Algorithm(_init_fn(optimizer, _COMMON_DEFAULTS), step_fn, _make_defaults({}),
+                     "wake_sleep")
 
 
 def rws(
@@ -350,4 +355,5 @@ def rws(
         new_params, opt_state = _apply(optimizer, state, grads)
         return State(new_params, opt_state, state.hyperparams, state.step + 1), info
 
-    return Algorithm(_init_fn(optimizer), step_fn, _make_defaults({"insomnia": 1.0}), "rws")
+    return Algorithm(_init_fn(optimizer, (*_COMMON_DEFAULTS, "insomnia")), step_fn,
+                     _make_defaults({"insomnia": 1.0}), "rws")

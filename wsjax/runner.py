@@ -1,15 +1,17 @@
 """Sweeps over any hyperparameter grid x seeds as one compiled program: chunked, sharded, checkpointed.
 
-The grid (every combination of the named axes' values) x seeds is flattened to
-one axis of runs, padded to a multiple of the device count, sharded over every
-device of every process (``jax.sharding.NamedSharding`` on a one-axis ``Mesh``)
-and vmapped. The same compiled chunk program (``config.eval_every`` steps, then
-the evaluation) is called ``num_steps / eval_every`` times, so progress is
-logged and the sweep is checkpointed (orbax) between chunks. Each run only sees
-its own key, hyperparameters and state, so its numbers depend neither on the
-grid around it, nor on how the runs are split over devices or processes, nor on
-where the sweep was stopped and resumed. Every grid point uses the same seeds
-(common random numbers), so differences between points are not seed noise.
+The grid (every combination of the named axes' values) x seeds is laid out as
+blocks of runs: by default one block per grid point, holding its seeds. Blocks
+are sharded over every device of every process (``jax.shard_map`` on a one-axis
+``Mesh``); a device maps over its blocks and vmaps the runs of each. The same
+compiled chunk program (``config.eval_every`` steps, then the evaluation) is
+called ``num_steps / eval_every`` times, so progress is logged and the sweep is
+checkpointed (orbax) between chunks. Each run only sees its own key,
+hyperparameters and state, and (with the default layout) always runs in a block
+of the same shape, so its numbers depend neither on the grid around it, nor on
+how the blocks are split over devices or processes, nor on where the sweep was
+stopped and resumed. Every grid point uses the same seeds (common random
+numbers), so differences between points are not seed noise.
 
 Checkpoints hold the unpadded runs as host arrays, so a sweep may resume on
 another number of devices or processes.
@@ -32,13 +34,12 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from wsjax._api import check_positive_int
-from wsjax.train import Trainer, axis_values, grid, scan_steps
+from wsjax.train import Trainer, axis_values, grid
 
 __all__ = [
     "SweepResult",
@@ -311,12 +312,12 @@ def run_sweep(
         return jax.lax.map(lambda kh: init(*kh), (keys, hps))
 
     def chunk_blocks(keys, states, data):
-        step = jax.vmap(trainer.step, in_axes=(0, 0, None))
+        run_steps = jax.vmap(trainer.run_steps, in_axes=(0, 0, None))
 
         def block(args):
             keys, states = args
             keys = jax.random.wrap_key_data(keys)
-            states, metrics = scan_steps(lambda s: step(keys, s, data), states, config.eval_every)
+            states, metrics = run_steps(keys, states, data)
             # Evaluations run one run at a time: their reductions then compile to the same
             # code whatever the block's width.
             metrics.update(jax.lax.map(lambda ks: trainer.evaluate(ks[0], ks[1], data),

@@ -72,6 +72,8 @@ class Trainer(NamedTuple):
     Attributes:
       init: (key, hyperparams) -> State at step 0, with fresh params.
       step: (key, state, data) -> (state, info): one step; ``key`` is the run's key.
+      run_steps: (key, state, data) -> (state, metrics): eval_every steps, the means of
+        their infos and the step count in metrics.
       evaluate: (key, state, data) -> dict of the eval_fn's metrics after the state's step
         (empty without an eval_fn).
       run: (key, state, data) -> (state, metrics): eval_every steps, then the evaluation.
@@ -84,6 +86,7 @@ class Trainer(NamedTuple):
 
     init: Callable
     step: Callable
+    run_steps: Callable
     evaluate: Callable
     run: Callable
     train: Callable
@@ -146,11 +149,19 @@ def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
         algo_hp = {k: v for k, v in hyperparams.items() if k not in INIT_HYPERPARAMS}
         return algorithm.init(params, algo_hp)
 
-    def step_fn(key, state, data=None):
-        _, key_steps, _ = jax.random.split(key, 3)
+    def steps_key_step(key_steps, state, data):
         key_data, key_step = jax.random.split(jax.random.fold_in(key_steps, state.step))
         u = config.sampler(key_data, config.batch_size, data)
         return algorithm.step(key_step, state, u)
+
+    def step_fn(key, state, data=None):
+        _, key_steps, _ = jax.random.split(key, 3)
+        return steps_key_step(key_steps, state, data)
+
+    def run_steps(key, state, data=None):
+        """eval_every steps: (state, window metrics); the steps' key derived once, outside the loop."""
+        _, key_steps, _ = jax.random.split(key, 3)
+        return scan_steps(lambda s: steps_key_step(key_steps, s, data), state, config.eval_every)
 
     def evaluate_fn(key, state, data=None):
         if config.eval_fn is None:
@@ -159,7 +170,7 @@ def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
         return config.eval_fn(jax.random.fold_in(key_eval, state.step), state.params, data)
 
     def run_fn(key, state, data=None):
-        state, metrics = scan_steps(lambda s: step_fn(key, s, data), state, config.eval_every)
+        state, metrics = run_steps(key, state, data)
         metrics.update(evaluate_fn(key, state, data))
         return state, metrics
 
@@ -167,8 +178,8 @@ def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
         state = init_fn(key, hyperparams)
         return jax.lax.scan(lambda s, _: run_fn(key, s, data), state, None, num_evals)
 
-    return Trainer(init_fn, step_fn, evaluate_fn, run_fn, train_fn, default_hyperparams, config,
-                   algorithm)
+    return Trainer(init_fn, step_fn, run_steps, evaluate_fn, run_fn, train_fn, default_hyperparams,
+                   config, algorithm)
 
 
 def scan_steps(step: Callable, state, num_steps: int):
@@ -267,25 +278,38 @@ def grid(hyperparams: dict, axes: Mapping[str, Any]) -> dict:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *points)
 
 
-def sweep(trainer: Trainer) -> Callable:
+def sweep(trainer: Trainer, vectorize: str = "seeds") -> Callable:
     """One compiled program over a grid x seeds: (keys [S], hyperparams [G, ...], data) -> results.
 
     Outputs have leading axes [G, S]. ``hyperparams`` comes from :func:`grid`
-    (or any dict whose every leaf has the same leading length G). The G x S runs
-    are vmapped along one flattened axis (run g * S + s), the layout
-    :mod:`wsjax.runner` uses too: a nested vmap would give a grid of one point a
-    different layout (its size-1 axis squeezed away), and with it different
-    float rounding in places. Reuse the returned function: calling it again with
-    values of the same shapes does not recompile.
+    (or any dict whose every leaf has the same leading length G).
+
+    Args:
+      trainer: from :func:`make_train`.
+      vectorize: ``"seeds"`` (default): the S seeds of a grid point are vmapped
+        together and the points run in turn (``lax.map``), so every run computes
+        the same program whatever the grid, and a grid point gives bitwise the
+        numbers of the same run swept alone. ``"runs"``: all G x S runs are vmapped
+        along one axis (run g * S + s), faster for small models; XLA on CPU picks
+        its reduction code from the whole shape, so a run's last bits then depend
+        on how many runs share the program. :mod:`wsjax.runner` lays runs out the
+        same two ways.
+
+    Reuse the returned function: calling it again with values of the same shapes
+    does not recompile.
     """
+    if vectorize not in ("seeds", "runs"):
+        raise ValueError(f"vectorize must be 'seeds' or 'runs', got {vectorize!r}")
+    over_seeds = jax.vmap(trainer.train, in_axes=(0, None, None))
     runs = jax.vmap(trainer.train, in_axes=(0, 0, None))
 
     def program(keys, hyperparams, data=None):
+        if vectorize == "seeds":
+            return jax.lax.map(lambda hp: over_seeds(keys, hp, data), hyperparams)
         num_seeds = keys.shape[0]
         num_points = jax.tree.leaves(hyperparams)[0].shape[0]
-        run_keys = jnp.tile(keys, num_points)
         run_hp = jax.tree.map(lambda x: jnp.repeat(x, num_seeds, axis=0), hyperparams)
-        out = runs(run_keys, run_hp, data)
+        out = runs(jnp.tile(keys, num_points), run_hp, data)
         return jax.tree.map(lambda x: x.reshape(num_points, num_seeds, *x.shape[1:]), out)
 
     return jax.jit(program)
