@@ -223,6 +223,14 @@ class TestBadFiles:
         with pytest.raises(ValueError, match="cannot tell which array"):
             loaders.load_binarized_mnist(tmp_path / "m.npz")
 
+    @pytest.mark.parametrize("fraction", [0.5, 0.9])
+    def test_truncated_npz_names_the_file(self, tmp_path, fraction):
+        np.savez_compressed(tmp_path / "m.npz", train=_bits(50, 0), test=_bits(20, 1))
+        data = (tmp_path / "m.npz").read_bytes()
+        (tmp_path / "cut.npz").write_bytes(data[: int(len(data) * fraction)])
+        with pytest.raises(ValueError, match="cut.npz: cannot read numpy file, corrupt or truncated"):
+            loaders.load_binarized_mnist(tmp_path / "cut.npz")
+
     @pytest.mark.parametrize("keep", [-3, -784, 10])  # data cut short; header cut short
     def test_truncated_idx(self, tmp_path, keep):
         raw = _idx_bytes(_grey(2, 0))

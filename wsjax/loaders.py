@@ -16,6 +16,8 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -225,11 +227,16 @@ def _load_file(path: str, n_visible: int | None, to_bits: Callable) -> dict[str,
             raise ValueError(f"{path}: corrupt or truncated gzip file ({e})") from e
     split = _split_of(path)
     if data.startswith((b"PK\x03\x04", b"\x93NUMPY")):
+        # A truncated or corrupt .npz fails on opening or, member by member, on reading.
+        broken = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
         try:
             obj = np.load(io.BytesIO(data), allow_pickle=False)
-        except ValueError as e:
-            raise ValueError(f"{path}: cannot read numpy file ({e})") from e
-        raw = {split: obj} if isinstance(obj, np.ndarray) else _pick(obj, path, split)
+        except broken as e:
+            raise ValueError(f"{path}: cannot read numpy file, corrupt or truncated ({e})") from e
+        try:
+            raw = {split: obj} if isinstance(obj, np.ndarray) else _pick(obj, path, split)
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise ValueError(f"{path}: cannot read numpy file, corrupt or truncated ({e})") from e
     elif data.startswith(b"MATLAB ") or path.lower().endswith(".mat"):
         raw = _read_mat(data, path, split)
     elif len(data) >= 4 and data[:2] == b"\0\0" and data[2] in _IDX_DTYPES:
