@@ -68,7 +68,8 @@ def define_flags(skip=(), **defaults):
                       "numbers are bitwise those of the run swept alone, on any device count); "
                       "runs: every run a device holds vmapped together (faster for small models).")
     flags.DEFINE_integer("checkpoint_every", 1, "Checkpoint every this many evaluations.")
-    flags.DEFINE_string("plot_axis", None, "Grid axis of final_vs_axis.png (default: the first).")
+    flags.DEFINE_string("plot_axis", None, "Grid axis of final_vs_axis.png (default: the first "
+                        "with more than one value).")
     flags.DEFINE_integer("seed", d("seed", 0), "Root seed.")
     flags.DEFINE_string("output_dir", d("output_dir", None), "Results, figures and checkpoints.")
     flags.DEFINE_bool("overwrite", False, "Replace the kit's outputs of a different run there.")
@@ -277,11 +278,13 @@ def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):
     summary = runner.write_results(out, result, task.metric, extra=dict(
         dataset=task.name, algorithm=algorithm_settings(),
         layer_sizes=list(trainer.config.layer_sizes)))
-    axis = FLAGS.plot_axis or next(iter(result.axes))
+    # The first axis with more than one value, unless --plot_axis names one.
+    default = next((n for n, v in result.axes.items() if len(v) > 1), next(iter(result.axes)))
+    axis = FLAGS.plot_axis or default
     if axis not in result.axes:
         logging.warning("--plot_axis=%s is not a grid axis (%s); using %s", axis,
-                        list(result.axes), next(iter(result.axes)))
-        axis = next(iter(result.axes))
+                        list(result.axes), default)
+        axis = default
     logy = task.metric == "kl_bits"
     plotting.plot_curves(result, task.metric, os.path.join(out, "curves.png"), logy=logy)
     plotting.plot_final_vs_axis(result, task.metric, axis, os.path.join(out, "final_vs_axis.png"))

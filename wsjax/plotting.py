@@ -119,15 +119,18 @@ def plot_final_vs_axis(result, metric, axis, path, title=""):
     shape = final.shape
     final = final.reshape(shape[0], -1, shape[-1])  # [A, rest, S]
     x = np.arange(shape[0])
+    num_series = final.shape[1]
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for j, index in enumerate(np.ndindex(*shape[1:-1])):
         label = ", ".join(f"{n} {value_label(result.axes[n][i])}" for n, i in zip(others, index))
         vals = final[:, j]
-        ax.errorbar(x + 0.04 * j, np.nanmean(vals, 1), yerr=np.nanstd(vals, 1), fmt="o-",
+        shift = 0.6 * (j - (num_series - 1) / 2) / max(num_series, 1)  # series side by side
+        ax.errorbar(x + shift, np.nanmean(vals, 1), yerr=np.nanstd(vals, 1), fmt="o-",
                     capsize=3, label=label or "mean +- std")
         for i in range(shape[0]):
-            ax.scatter(np.full(vals.shape[1], x[i] + 0.04 * j), vals[i], s=6, alpha=0.4,
+            ax.scatter(np.full(vals.shape[1], x[i] + shift), vals[i], s=6, alpha=0.4,
                        color="gray")
+    ax.set_xlim(-0.5, shape[0] - 0.5)
     ax.set_xticks(x)
     ax.set_xticklabels([value_label(v) for v in result.axes[axis]])
     ax.set_xlabel(axis)
