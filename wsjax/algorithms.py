@@ -170,7 +170,11 @@ def check_hyperparams(hyperparams: dict, num_layers: int | None = None) -> None:
                  decay_steps=("finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
                  layer_rate_start=("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0)),
                  layer_rate_end=("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0)),
-                 insomnia=("in [0, 1]", lambda v: (v >= 0) & (v <= 1)))
+                 insomnia=("in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
+                 # The training loop's initialisation (wsjax.train), when present.
+                 init_scale=("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0)),
+                 prior_bias=("finite", np.isfinite), generative_bias=("finite", np.isfinite),
+                 recognition_bias=("finite", np.isfinite))
     for name, (what, ok) in rules.items():
         if name not in hyperparams:
             continue

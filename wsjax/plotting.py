@@ -62,14 +62,11 @@ def plot_image_grid(images, image_shape, path, title="", num_cols=None, signed=F
 
 
 def _points(result):
-    """(labels of every grid point, first axis slowest) for a SweepResult."""
-    from wsjax.runner import value_label
+    """'name value, ...' for every grid point of a SweepResult, first axis slowest."""
+    from wsjax.runner import point_labels
 
-    out = []
-    for index in np.ndindex(*result.grid_shape):
-        out.append(", ".join(f"{n} {value_label(v[i])}" for (n, v), i in
-                             zip(result.axes.items(), index)) or "all runs")
-    return out
+    return [", ".join(f"{n} {v}" for n, v in labels.items()) or "all runs"
+            for _, labels in point_labels(result)]
 
 
 def plot_curves(result, metric, path, logy=False, title=""):

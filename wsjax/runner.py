@@ -46,6 +46,7 @@ __all__ = [
     "KIT_OUTPUTS",
     "VECTORIZE",
     "parse_rates",
+    "point_labels",
     "prepare_output_dir",
     "value_label",
     "run_sweep",
@@ -407,7 +408,7 @@ def run_sweep(
                        np.arange(num_seeds), seconds, resumed_from)
 
 
-def _point_labels(result: SweepResult):
+def point_labels(result: SweepResult):
     """[(index tuple, {axis: label})] for every grid point, first axis slowest."""
     out = []
     for index in np.ndindex(*result.grid_shape):
@@ -430,7 +431,7 @@ def summarize(result: SweepResult, metric: str, lower_is_better: bool = True) ->
     final = np.asarray(result.metrics[metric][..., -1], np.float64)  # [*grid, S]
     sign = 1.0 if lower_is_better else -1.0
     rows = []
-    for index, labels in _point_labels(result):
+    for index, labels in point_labels(result):
         vals = final[index]
         ok = vals[np.isfinite(vals)]
         stats = dict(mean=float(np.mean(ok)), std=float(np.std(ok)), median=float(np.median(ok)),
@@ -507,7 +508,7 @@ def write_results(output_dir: str, result: SweepResult, metric: str, lower_is_be
     with open(os.path.join(output_dir, "metrics.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow([*result.axes, "seed", "step", *names])
-        for index, labels in _point_labels(result):
+        for index, labels in point_labels(result):
             for s in range(len(result.seeds)):
                 for e, step in enumerate(result.steps):
                     writer.writerow([*labels.values(), s, int(step),
@@ -519,7 +520,7 @@ def write_results(output_dir: str, result: SweepResult, metric: str, lower_is_be
     payload = dict(summary=summary, seconds=result.seconds, resumed_from=result.resumed_from,
                    axes={n: [value_label(v) for v in vals] for n, vals in result.axes.items()},
                    final=[dict(labels=labels, values=final[index].tolist())
-                          for index, labels in _point_labels(result)],
+                          for index, labels in point_labels(result)],
                    **(extra or {}))
     with open(os.path.join(output_dir, "results.json"), "w") as f:
         json.dump(payload, f, indent=1, allow_nan=True)

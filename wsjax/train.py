@@ -108,17 +108,12 @@ def check_config(config: TrainConfig) -> None:
 
 
 def _check_init_hyperparams(hp, num_layers):
+    """The initialisation's values (ranges: :func:`~wsjax.algorithms.check_hyperparams`)."""
     scale = hp["init_scale"]
     if np.ndim(scale) > 1 or np.size(scale) not in (1, num_layers):
         raise ValueError(f"init_scale needs one value or {num_layers} (one per layer of "
                          f"conditionals), got shape {np.shape(scale)}")
-    for name in INIT_HYPERPARAMS:
-        if isinstance(hp[name], jax.core.Tracer):
-            continue
-        v = np.asarray(hp[name], np.float64)
-        if not np.all(np.isfinite(v)) or (name == "init_scale" and np.any(v < 0)):
-            raise ValueError(f"hyperparameter {name} must be finite"
-                             f"{' and >= 0' if name == 'init_scale' else ''}, got {v.tolist()}")
+    check_hyperparams({k: hp[k] for k in INIT_HYPERPARAMS})
 
 
 def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
