@@ -116,6 +116,11 @@ def _check_init_hyperparams(hp, num_layers):
     check_hyperparams({k: hp[k] for k in INIT_HYPERPARAMS})
 
 
+def _run_keys(key):
+    """A run's key split once by use, the one place of that convention: (init, steps, eval)."""
+    return jax.random.split(key, 3)
+
+
 def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
     """Build the pure training functions of ``algorithm`` under ``config`` (see :class:`Trainer`).
 
@@ -136,7 +141,7 @@ def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
 
     def init_fn(key, hyperparams) -> State:
         _check_init_hyperparams(hyperparams, num_layers)
-        key_init, _, _ = jax.random.split(key, 3)
+        key_init, _, _ = _run_keys(key)
         params = init(key_init, sizes, init_scale=hyperparams["init_scale"],
                       prior_bias=hyperparams["prior_bias"],
                       generative_bias=hyperparams["generative_bias"],
@@ -150,18 +155,18 @@ def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
         return algorithm.step(key_step, state, u)
 
     def step_fn(key, state, data=None):
-        _, key_steps, _ = jax.random.split(key, 3)
+        _, key_steps, _ = _run_keys(key)
         return steps_key_step(key_steps, state, data)
 
     def run_steps(key, state, data=None):
         """eval_every steps: (state, window metrics); the steps' key derived once, outside the loop."""
-        _, key_steps, _ = jax.random.split(key, 3)
+        _, key_steps, _ = _run_keys(key)
         return scan_steps(lambda s: steps_key_step(key_steps, s, data), state, config.eval_every)
 
     def evaluate_fn(key, state, data=None):
         if config.eval_fn is None:
             return {}
-        _, _, key_eval = jax.random.split(key, 3)
+        _, _, key_eval = _run_keys(key)
         return config.eval_fn(jax.random.fold_in(key_eval, state.step), state.params, data)
 
     def run_fn(key, state, data=None):
