@@ -8,6 +8,7 @@ the output directory, sweep, write results and figures), and whatever it adds.
 import json
 import os
 import sys
+import threading
 
 from absl import app, flags, logging
 import jax
@@ -21,7 +22,7 @@ FLAGS = flags.FLAGS
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
 # Flags that do not change the numbers a run produces.
 NOT_IDENTITY = ("output_dir", "overwrite", "coordinator_address", "num_processes", "process_id",
-                "checkpoint_every", "plot_axis")
+                "join_timeout", "checkpoint_every", "plot_axis")
 
 
 def define_flags(skip=(), **defaults):
@@ -76,8 +77,14 @@ def define_flags(skip=(), **defaults):
     flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (several processes).")
     flags.DEFINE_integer("num_processes", None, "Number of processes (several hosts).")
     flags.DEFINE_integer("process_id", None, "This process's index.")
+    flags.DEFINE_integer("join_timeout", 120, "Seconds to wait for every process to join "
+                         "before giving up (several processes).")
     if defaults:
         raise ValueError(f"no shared flags named {sorted(defaults)}")
+
+
+def _program():
+    return "experiments." + os.path.splitext(os.path.basename(sys.argv[0]))[0]
 
 
 def run_main(main):
@@ -85,10 +92,10 @@ def run_main(main):
 
     def checked(argv):
         try:
+            start_processes()
             return main(argv)
         except (app.UsageError, flags.ValidationError) as e:
-            module = os.path.splitext(os.path.basename(sys.argv[0]))[0]
-            print(f"experiments.{module}: error: {e}", file=sys.stderr)
+            print(f"{_program()}: error: {e}", file=sys.stderr)
             sys.exit(2)
 
     app.run(checked)
@@ -239,14 +246,42 @@ def start_processes():
     """Join the other processes (flags or JAX_* variables) before anything else touches JAX."""
     if not (FLAGS.num_processes or os.environ.get("JAX_NUM_PROCESSES")):
         return
-    if FLAGS.num_processes and FLAGS.num_processes > 1 and not (
-            FLAGS.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")):
+    if FLAGS.num_processes is not None and FLAGS.num_processes < 1:
+        raise app.UsageError(f"--num_processes must be positive, got {FLAGS.num_processes}")
+    check_positive(join_timeout=FLAGS.join_timeout)
+    several = (FLAGS.num_processes or 0) > 1
+    if several and not (FLAGS.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")):
         raise app.UsageError("--num_processes > 1 needs --coordinator_address=host:port")
+    if several and FLAGS.process_id is None and not os.environ.get("JAX_PROCESS_ID"):
+        raise app.UsageError("--num_processes > 1 needs --process_id (0 on the coordinator)")
+    if FLAGS.process_id is not None and FLAGS.num_processes and not (
+            0 <= FLAGS.process_id < FLAGS.num_processes):
+        raise app.UsageError(f"--process_id must be in [0, {FLAGS.num_processes}), "
+                             f"got {FLAGS.process_id}")
     if jax.config.jax_platforms in (None, "", "cpu") and not os.environ.get(
             "JAX_PLATFORMS", "").startswith(("cuda", "gpu", "tpu")):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
-                               initialization_timeout=120)
+    address = FLAGS.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    logging.info("process %s waiting up to %d s for %s processes to join at %s",
+                 FLAGS.process_id, FLAGS.join_timeout, FLAGS.num_processes, address)
+    # When a peer never comes, XLA's client aborts the process from C++ with a stack dump,
+    # which Python cannot catch; a timer that fires first ends it with one line instead.
+    def give_up():
+        print(f"{_program()}: error: not all {FLAGS.num_processes} processes joined at {address} "
+              f"within --join_timeout={FLAGS.join_timeout} s (this is process {FLAGS.process_id}; "
+              "start every process with the same --coordinator_address and --num_processes)",
+              file=sys.stderr, flush=True)
+        os._exit(2)
+
+    timer = threading.Timer(FLAGS.join_timeout, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                                   FLAGS.process_id,
+                                   initialization_timeout=2 * FLAGS.join_timeout + 10)
+    finally:
+        timer.cancel()
 
 
 def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):

@@ -33,7 +33,6 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    common.start_processes()
     try:
         task = tasks.load(FLAGS.dataset, FLAGS.data_path)
     except (ValueError, OSError) as e:

@@ -82,3 +82,42 @@ def test_exact_kl_skips_images_of_probability_zero():
     log_model = wsjax.exact_log_prob(PARAMS, images[:2])
     want = float(jnp.sum(probs[:2] * (jnp.log(probs[:2]) - log_model)) / jnp.log(2.0))
     assert np.isfinite(float(kl)) and float(kl) == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"generative": PARAMS["generative"], "recognition": PARAMS["recognition"]},
+     r'keys "prior", "generative" and "recognition".*got \[\'generative\', \'recognition\'\]'),
+    ({**PARAMS, "prior": {"b": jnp.zeros(3)}},
+     "generative conditional 1 cannot take an input of width 3"),
+    ({**PARAMS, "prior": {"b": jnp.zeros((1, 2))}}, r"must be a vector \[n_top\]"),
+    ({**PARAMS, "generative": ()}, "must be a non-empty tuple"),
+    ({**PARAMS, "prior": {"b": jnp.zeros(2, jnp.int32)}}, r"params\['prior'\]\['b'\] has dtype int32"),
+])
+def test_malformed_params_are_named(params, message):
+    for call in (lambda: wsjax.exact_log_prob(params, U),
+                 lambda: wsjax.wake_step(jax.random.key(0), params, U, 0.1),
+                 lambda: wsjax.sleep_step(jax.random.key(0), params, 0.1, 3)):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_integer_textbook_matrices_become_float():
+    params = wsjax.from_matrices(G=np.zeros((4, 2), int), g=np.zeros(2, int), h=np.zeros(4, int),
+                                 W=np.zeros((2, 4), int), w=np.zeros(2, int))
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
+    new = wsjax.sleep_step(jax.random.key(0), params, 0.1, 3)
+    # Zero weights and biases: every dream is a fair coin, so the recognition biases move.
+    assert np.any(np.asarray(new["recognition"][0]["b"]) != 0)
+
+
+@pytest.mark.parametrize("sizes", [(True, 8), (16, 0), (16, 2.5), (16,), "16,8"])
+def test_impossible_layer_sizes_are_refused(sizes):
+    with pytest.raises(ValueError, match="layer_sizes"):
+        wsjax.init(jax.random.key(0), sizes)
+
+
+def test_numpy_integers_and_python_lists_are_accepted():
+    params = wsjax.init(jax.random.key(0), (np.int64(6), np.int32(3)))
+    assert wsjax.model.layer_sizes(params) == (6, 3)
+    from_list = wsjax.exact_log_prob(PARAMS, U.tolist())
+    np.testing.assert_array_equal(from_list, wsjax.exact_log_prob(PARAMS, U))

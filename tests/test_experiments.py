@@ -39,6 +39,11 @@ def test_bars_flagfile_reproduces_the_run(bars_run, run_module, tmp_path):
 
 
 @pytest.mark.parametrize("flag, message", [
+    ("--num_processes=2", "--num_processes > 1 needs --coordinator_address=host:port"),
+    ("--num_processes=2 --coordinator_address=localhost:1", "needs --process_id"),
+    ("--num_processes=2 --process_id=2 --coordinator_address=localhost:1",
+     "--process_id must be in [0, 2), got 2"),
+    ("--output_dir=/sys/wsjax_out", "cannot write to output directory '/sys/wsjax_out'"),
     ("--learning_rates=-1", "finite and >= 0"),
     ("--learning_rates=0.1:abc", "not a number"),
     ("--num_seeds=0", "num_seeds must be positive"),
@@ -49,11 +54,35 @@ def test_bars_flagfile_reproduces_the_run(bars_run, run_module, tmp_path):
     ("--grid=learning_rate=1,2", "--learning_rates, not --grid"),
 ])
 def test_bars_rejects_impossible_flags_before_compiling(flag, message, run_module, tmp_path):
-    proc = run_module("experiments.bars", f"--output_dir={tmp_path}", flag, timeout=60,
+    proc = run_module("experiments.bars", f"--output_dir={tmp_path}", *flag.split(), timeout=60,
                       check=False)
-    assert proc.returncode != 0
-    assert message in proc.stderr, proc.stderr[-2000:]
-    assert "steps/s" not in proc.stderr  # nothing was trained
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [f"experiments.bars: error: {errors[0].split('error: ', 1)[1]}"], errors
+    assert message in errors[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "steps/s" not in proc.stderr  # nothing was trained
+
+
+def test_an_output_dir_naming_a_file_is_refused_and_left_alone(run_module, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("mine")
+    proc = run_module("experiments.bars", f"--output_dir={path}", timeout=60, check=False)
+    assert proc.returncode == 2 and f"output directory '{path}' is a file" in proc.stderr
+    assert path.read_text() == "mine"
+
+
+def test_a_missing_peer_process_ends_in_one_line_after_the_timeout(run_module, tmp_path):
+    # Process 1 of 2, whose coordinator never starts: it says what it waits for, then gives up.
+    proc = run_module("experiments.bars", f"--output_dir={tmp_path}", "--num_processes=2",
+                      "--process_id=1", "--coordinator_address=localhost:1", "--join_timeout=2",
+                      timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "waiting up to 2 s for 2 processes to join at localhost:1" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "experiments.bars: error: not all 2 processes joined at localhost:1 within "
+        "--join_timeout=2 s (this is process 1; start every process with the same "
+        "--coordinator_address and --num_processes)")
+    assert not os.listdir(tmp_path)  # nothing was written
 
 
 def test_shifter_reports_direction_accuracy(run_module, tmp_path):
@@ -111,3 +140,18 @@ def test_mnist_rejects_bad_data_before_compiling(run_module, tmp_path):
     assert proc.returncode != 0
     assert "must contain only 0 and 1" in proc.stderr and "2" in proc.stderr
     assert "steps/s" not in proc.stderr
+
+
+def test_mnist_names_a_missing_test_split_and_bad_test_flags(run_module, tmp_path):
+    data = tmp_path / "train_only.npz"
+    np.savez(data, train=np.zeros((10, 784), np.float32))
+    proc = run_module("experiments.mnist", f"--data_path={data}",
+                      f"--output_dir={tmp_path / 'out'}", timeout=60, check=False)
+    assert proc.returncode == 2
+    assert f"{data}: no test split found (it holds ['train'])" in proc.stderr
+    for value in ("0", "-5"):
+        proc = run_module("experiments.mnist", f"--test_examples={value}",
+                          f"--output_dir={tmp_path / 'out'}", timeout=60, check=False)
+        assert proc.returncode == 2
+        assert f"--test_examples must be positive, got {value}" in proc.stderr
+    assert not (tmp_path / "out").exists()

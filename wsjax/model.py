@@ -33,6 +33,7 @@ __all__ = [
     "from_matrices",
     "to_matrices",
     "layer_sizes",
+    "check_structure",
     "check_visible",
     "sample_recognition",
     "sample_generative",
@@ -110,7 +111,8 @@ def _check_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
         raise ValueError(
             f"layer_sizes needs a visible and at least one hidden layer, got {layer_sizes!r}"
         )
-    if any(n < 1 for n in sizes) or any(n != float(m) for n, m in zip(sizes, layer_sizes)):
+    if (any(isinstance(m, (bool, np.bool_)) for m in layer_sizes) or any(n < 1 for n in sizes)
+            or any(n != float(m) for n, m in zip(sizes, layer_sizes))):
         raise ValueError(f"layer_sizes must be positive integers, got {tuple(layer_sizes)!r}")
     return sizes
 
@@ -133,7 +135,8 @@ def from_matrices(*, G, g, h, W, w) -> dict:
     Raises:
       ValueError: if the shapes do not fit together (names both shapes).
     """
-    G, g, h, W, w = (jnp.asarray(a) for a in (G, g, h, W, w))
+    # Integer or boolean matrices (np.zeros((4, 2), int)) become float32; float dtypes stay.
+    G, g, h, W, w = (_as_float(a) for a in (G, g, h, W, w))
     if G.ndim != 2:
         raise ValueError(f"G must be a matrix [n_u, n_v], got shape {G.shape}")
     n_u, n_v = G.shape
@@ -149,6 +152,11 @@ def from_matrices(*, G, g, h, W, w) -> dict:
         "generative": ({"w": G, "b": h},),
         "recognition": ({"w": W, "b": w},),
     }
+
+
+def _as_float(a):
+    a = jnp.asarray(a)
+    return a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(jnp.float32)
 
 
 def to_matrices(params: dict) -> dict:
@@ -176,14 +184,50 @@ def recognition_params(params: dict) -> dict:
     return {"recognition": params["recognition"]}
 
 
+def check_structure(params) -> None:
+    """Raise a ValueError naming what is missing or malformed in a machine's params.
+
+    Checks the pytree's layout ({"prior": {"b"}, "generative": (...), "recognition": (...)},
+    as many recognition as generative conditionals, at least one) and that every leaf is a
+    floating-point array. Shapes are checked by :func:`layer_sizes`.
+    """
+    if not isinstance(params, dict) or not {"prior", "generative", "recognition"} <= set(params):
+        found = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(
+            'params must be a dict with keys "prior", "generative" and "recognition" '
+            f"(as made by wsjax.init), got {found}"
+        )
+    if not isinstance(params["prior"], dict) or "b" not in params["prior"]:
+        raise ValueError(f'params["prior"] must be {{"b": [n_top]}}, got {params["prior"]!r}')
+    if np.ndim(params["prior"]["b"]) != 1:
+        raise ValueError(
+            f'params["prior"]["b"] must be a vector [n_top], got shape {np.shape(params["prior"]["b"])}'
+        )
+    for side in ("generative", "recognition"):
+        if not isinstance(params[side], (tuple, list)) or not params[side]:
+            raise ValueError(
+                f'params["{side}"] must be a non-empty tuple of conditionals (one per layer), '
+                f"got {type(params[side]).__name__}"
+            )
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(
+                f"params{jax.tree_util.keystr(path)} has dtype {dtype}; params must be floating "
+                "point (cast with .astype(jnp.float32))"
+            )
+
+
 def layer_sizes(params: dict, logits_fn: LogitsFn = dense_logits) -> tuple[int, ...]:
     """The static widths (n_visible, n_1, ..., n_top) of a machine.
 
     Read from shapes only (``jax.eval_shape``), so it works under jit.
 
     Raises:
-      ValueError: if a generative and a recognition conditional disagree on a width.
+      ValueError: if the params are malformed (:func:`check_structure`) or two conditionals
+        disagree on a width.
     """
+    check_structure(params)
     num_layers = len(params["generative"])
     if len(params["recognition"]) != num_layers:
         raise ValueError(
@@ -193,7 +237,14 @@ def layer_sizes(params: dict, logits_fn: LogitsFn = dense_logits) -> tuple[int, 
     sizes = [int(np.shape(params["prior"]["b"])[-1])]
     for l in reversed(range(num_layers)):
         above = jax.ShapeDtypeStruct((sizes[0],), jnp.float32)
-        out = jax.eval_shape(logits_fn, params["generative"][l], above)
+        try:
+            out = jax.eval_shape(logits_fn, params["generative"][l], above)
+        except TypeError as e:
+            where = "the prior" if l == num_layers - 1 else f"generative conditional {l + 1}"
+            raise ValueError(
+                f"generative conditional {l} cannot take an input of width {sizes[0]} "
+                f"(the width of {where}, widths so far {tuple(sizes)}): {e}"
+            ) from e
         sizes.insert(0, int(out.shape[-1]))
     for l in range(num_layers):
         below = jax.ShapeDtypeStruct((sizes[l],), jnp.float32)

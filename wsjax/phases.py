@@ -23,6 +23,7 @@ from wsjax._api import check_positive_int, public
 from wsjax.layers import LogitsFn, dense_logits
 from wsjax.model import (
     check_visible,
+    layer_sizes,
     generative_params,
     recognition_params,
     sample_generative,
@@ -42,6 +43,7 @@ def wake_samples(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn
 
 def sleep_samples(key: jax.Array, params: dict, batch_size: int, logits_fn: LogitsFn = dense_logits):
     """Dream ``batch_size`` (static) examples: (u [batch, n_0], (h_1, ..., h_L))."""
+    layer_sizes(params, logits_fn)  # a malformed machine fails here, with a message
     keys = jax.random.split(key, check_positive_int(batch_size, "batch_size"))
     return jax.vmap(sample_generative, in_axes=(0, None, None))(keys, params, logits_fn)
 

@@ -142,6 +142,7 @@ def prepare_output_dir(output_dir: str, identity: dict, overwrite: bool = False)
       FileExistsError: naming the directory and the settings that differ, or the
         files that are not the kit's.
       NotADirectoryError: if ``output_dir`` names a file.
+      OSError: if the directory cannot be created or written (read-only, no permission).
     """
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise NotADirectoryError(f"output directory {output_dir!r} is a file")
@@ -185,11 +186,15 @@ def prepare_output_dir(output_dir: str, identity: dict, overwrite: bool = False)
                 shutil.rmtree(path)
             else:
                 os.remove(path)
-    os.makedirs(output_dir, exist_ok=True)
-    tmp = marker + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(identity, f, indent=1, sort_keys=True)
-    os.replace(tmp, marker)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        tmp = marker + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(identity, f, indent=1, sort_keys=True)
+        os.replace(tmp, marker)
+    except OSError as e:
+        raise OSError(f"cannot write to output directory {output_dir!r}: "
+                      f"{e.strerror or e}") from None
     return False
 
 
