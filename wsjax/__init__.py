@@ -4,7 +4,7 @@ The top level holds what a user needs; helpers stay in their modules
 (``wsjax.model``, ``wsjax.phases``, ``wsjax.reweighted``, ``wsjax.objectives``,
 ``wsjax.exact``, ``wsjax.algorithms``, ``wsjax.train``, ``wsjax.runner``,
 ``wsjax.evaluation``, ``wsjax.data``, ``wsjax.loaders``, ``wsjax.tasks``,
-``wsjax.plotting``).
+``wsjax.plotting``, and ``wsjax.modules``: flax.nnx modules, imported on demand).
 """
 
 from wsjax import data, evaluation, loaders, plotting, runner, tasks

@@ -281,7 +281,8 @@ def wake_sleep(
         same params). True: the wake update is applied first and the sleep phase
         dreams from the updated generative model. Static.
       sleep_batch_size: dreams per sleep phase (static; None: the batch size).
-      logits_fn: the conditional "layer params, input -> logits".
+      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+        (:class:`wsjax.layers.Conditionals`).
 
     Returns:
       An :class:`Algorithm` whose step returns a :class:`WakeSleepInfo`.
@@ -342,7 +343,8 @@ def rws(
       optimizer: an optax alias, called as ``optimizer(learning_rate, **hyperparams["optimizer"])``.
       num_samples: K, recognition samples per example (static positive int).
       sleep_batch_size: dreams per sleep phase (static; None: the batch size).
-      logits_fn: the conditional "layer params, input -> logits".
+      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+        (:class:`wsjax.layers.Conditionals`).
 
     Returns:
       An :class:`Algorithm` whose step returns an :class:`RWSInfo`; its

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from wsjax._api import public
-from wsjax.layers import LogitsFn, bernoulli_log_prob, dense_logits
+from wsjax.layers import LogitsFn, bernoulli_log_prob, conditional, dense_logits
 from wsjax.model import check_visible, layer_sizes, log_prior
 
 __all__ = ["MAX_EXACT_HIDDEN", "all_binary_configs", "exact_kl_bits", "exact_log_prob", "exact_log_joint_table"]
@@ -59,12 +59,13 @@ def _chunk_log_joints(params, u, idx, sizes, logits_fn):
     def hidden_part(*h):  # everything in the joint that does not involve u
         total = log_prior(params, h[-1])
         for l in range(1, len(h)):  # log P(h_l | h_{l+1}), generative conditional l
-            logits = logits_fn(params["generative"][l], h[l])
+            logits = conditional(logits_fn, "generative", l)(params["generative"][l], h[l])
             total = total + bernoulli_log_prob(logits, h[l - 1])
         return total
 
     log_h = jax.vmap(hidden_part)(*hs)  # [chunk]
-    vis_logits = jax.vmap(logits_fn, in_axes=(None, 0))(params["generative"][0], hs[0])
+    vis_logits = jax.vmap(conditional(logits_fn, "generative", 0), in_axes=(None, 0))(
+        params["generative"][0], hs[0])
     # log P(u | h_1) = u . l - sum softplus(l), as a matmul over batch x chunk.
     log_u = u @ vis_logits.T - jnp.sum(jax.nn.softplus(vis_logits), axis=-1)[None, :]
     return log_h[None, :] + log_u

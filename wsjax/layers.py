@@ -1,20 +1,24 @@
 """Sigmoid-Bernoulli conditionals, written on logits.
 
-A conditional is a pair (layer params, input) -> logits. The default is the
-affine map used throughout the Helmholtz-machine literature; any other
-function with the same signature (a flax MLP's ``apply``, say) can be passed
-as ``logits_fn`` to every function of the kit.
+A conditional is a function (layer params, input) -> logits. The default is the
+affine map used throughout the Helmholtz-machine literature. Every function of
+the kit takes ``logits_fn``: one conditional used for every layer and side, or
+a :class:`Conditionals` naming one per layer and side (an MLP with
+deterministic hidden units for some layers, the affine map for others). Both
+must be hashable (they are static arguments of compiled functions).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 __all__ = [
     "LogitsFn",
+    "Conditionals",
+    "conditional",
     "dense_logits",
     "init_dense",
     "bernoulli_log_prob",
@@ -22,6 +26,27 @@ __all__ = [
 ]
 
 LogitsFn = Callable[[Any, jax.Array], jax.Array]
+
+
+class Conditionals(NamedTuple):
+    """One conditional per layer and side of a machine with L layers of conditionals.
+
+    Attributes:
+      generative: L functions; entry l maps (params["generative"][l], h_{l+1}) to the
+        logits of h_l.
+      recognition: L functions; entry l maps (params["recognition"][l], h_l) to the
+        logits of h_{l+1}.
+    """
+
+    generative: tuple[LogitsFn, ...]
+    recognition: tuple[LogitsFn, ...]
+
+
+def conditional(logits_fn, side: str, layer: int) -> LogitsFn:
+    """The conditional of ``side`` ("generative" or "recognition") at ``layer``."""
+    if isinstance(logits_fn, Conditionals):
+        return getattr(logits_fn, side)[layer]
+    return logits_fn
 
 
 def init_dense(key: jax.Array, n_in: int, n_out: int, scale: float = 0.0) -> dict:

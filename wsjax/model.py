@@ -11,7 +11,10 @@ Its params are a plain pytree::
 with each conditional ``{"w": [n_out, n_in], "b": [n_out]}`` for the default
 affine ``logits_fn``. Every function here works on one example (``u`` of shape
 [n_0]); batch with ``jax.vmap``. Every function takes ``logits_fn`` so that any
-conditional "layer params, input -> logits" can replace the affine one.
+conditional "layer params, input -> logits" can replace the affine one, for
+every layer and side at once or one per layer and side
+(:class:`wsjax.layers.Conditionals`); the layer params are then whatever that
+conditional reads (an MLP's parameters, say).
 
 References:
   Dayan, Hinton, Neal & Zemel (1995), The Helmholtz machine. Neural Computation 7.
@@ -26,7 +29,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsjax.layers import LogitsFn, bernoulli_log_prob, bernoulli_sample, dense_logits, init_dense
+from wsjax.layers import (
+    Conditionals,
+    LogitsFn,
+    bernoulli_log_prob,
+    bernoulli_sample,
+    conditional,
+    dense_logits,
+    init_dense,
+)
 
 __all__ = [
     "init",
@@ -234,11 +245,18 @@ def layer_sizes(params: dict, logits_fn: LogitsFn = dense_logits) -> tuple[int, 
             f"params have {num_layers} generative but {len(params['recognition'])} "
             "recognition conditionals"
         )
+    if isinstance(logits_fn, Conditionals) and not (
+            len(logits_fn.generative) == len(logits_fn.recognition) == num_layers):
+        raise ValueError(
+            f"the machine has {num_layers} layers of conditionals but logits_fn names "
+            f"{len(logits_fn.generative)} generative and {len(logits_fn.recognition)} recognition"
+        )
     sizes = [int(np.shape(params["prior"]["b"])[-1])]
     for l in reversed(range(num_layers)):
         above = jax.ShapeDtypeStruct((sizes[0],), jnp.float32)
         try:
-            out = jax.eval_shape(logits_fn, params["generative"][l], above)
+            out = jax.eval_shape(conditional(logits_fn, "generative", l),
+                                 params["generative"][l], above)
         except TypeError as e:
             where = "the prior" if l == num_layers - 1 else f"generative conditional {l + 1}"
             raise ValueError(
@@ -249,7 +267,8 @@ def layer_sizes(params: dict, logits_fn: LogitsFn = dense_logits) -> tuple[int, 
     for l in range(num_layers):
         below = jax.ShapeDtypeStruct((sizes[l],), jnp.float32)
         try:
-            out = jax.eval_shape(logits_fn, params["recognition"][l], below)
+            out = jax.eval_shape(conditional(logits_fn, "recognition", l),
+                                 params["recognition"][l], below)
         except TypeError as e:
             raise ValueError(
                 f"recognition conditional {l} cannot take an input of width {sizes[l]} "
@@ -300,8 +319,8 @@ def sample_recognition(
     keys = jax.random.split(key, len(params["recognition"]))
     below = jnp.asarray(u, jnp.float32)
     hs = []
-    for layer, k in zip(params["recognition"], keys):
-        below = bernoulli_sample(k, logits_fn(layer, below))
+    for l, (layer, k) in enumerate(zip(params["recognition"], keys)):
+        below = bernoulli_sample(k, conditional(logits_fn, "recognition", l)(layer, below))
         hs.append(below)
     return tuple(hs)
 
@@ -319,7 +338,8 @@ def sample_generative(
     above = bernoulli_sample(keys[0], params["prior"]["b"])
     hs = [above]
     for l in reversed(range(num_layers)):
-        above = bernoulli_sample(keys[num_layers - l], logits_fn(params["generative"][l], above))
+        logits = conditional(logits_fn, "generative", l)(params["generative"][l], above)
+        above = bernoulli_sample(keys[num_layers - l], logits)
         hs.insert(0, above)
     return hs[0], tuple(hs[1:])
 
@@ -335,7 +355,9 @@ def log_generative(
     """sum_l log P(h_l | h_{l+1}) with h_0 = u: the joint without the prior."""
     layers = (u, *hs)
     return sum(
-        bernoulli_log_prob(logits_fn(params["generative"][l], layers[l + 1]), layers[l])
+        bernoulli_log_prob(
+            conditional(logits_fn, "generative", l)(params["generative"][l], layers[l + 1]),
+            layers[l])
         for l in range(len(hs))
     )
 
@@ -353,6 +375,8 @@ def log_recognition(
     """log Q(h_1, ..., h_L | u) in nats, for one example. Returns a scalar."""
     layers = (u, *hs)
     return sum(
-        bernoulli_log_prob(logits_fn(params["recognition"][l], layers[l]), layers[l + 1])
+        bernoulli_log_prob(
+            conditional(logits_fn, "recognition", l)(params["recognition"][l], layers[l]),
+            layers[l + 1])
         for l in range(len(hs))
     )

@@ -156,7 +156,8 @@ def rws_losses(
         h_L [batch, K, n_L]), as returned by ``log_weights``.
       log_w: their log importance weights [batch, K]; any per-example shift
         gives the same losses. Held fixed (no gradient flows into them).
-      logits_fn: the conditional "layer params, input -> logits".
+      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+        (:class:`wsjax.layers.Conditionals`).
 
     Returns:
       (wake_p_loss, wake_q_loss), scalars in nats per example.
@@ -221,7 +222,8 @@ def rws_grads(
       insomnia: weight in [0, 1] of the wake-phase Q update against the sleep
         phase (scalar, may be traced; a concrete value outside [0, 1] is refused).
       sleep_batch_size: dreams per sleep phase (static; None: the batch size of u).
-      logits_fn: the conditional "layer params, input -> logits".
+      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+        (:class:`wsjax.layers.Conditionals`).
 
     Returns:
       (grads, info). grads has the structure of ``params`` (``{"prior",
@@ -290,7 +292,8 @@ def rws_step(
       num_samples: K, recognition samples per example (static positive int).
       insomnia: weight in [0, 1] of the wake-phase Q update (may be traced).
       sleep_batch_size: dreams per sleep phase (static; None: the batch size of u).
-      logits_fn: the conditional "layer params, input -> logits".
+      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+        (:class:`wsjax.layers.Conditionals`).
 
     Returns:
       New params, with the structure of ``params``.

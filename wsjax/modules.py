@@ -1,0 +1,248 @@
+"""Helmholtz machines as flax.nnx modules, and flax networks as a machine's conditionals.
+
+Nothing here computes anything of its own: a module is split into the plain
+params pytree and the conditionals of the kit (``nnx.split``), the kit's pure
+functions run on them, and the results are written back. So every property
+proven for the pure functions holds for the modules, and a machine can sit in
+a larger nnx model: trained by ``nnx.Optimizer`` through its surrogate losses,
+vmapped with ``nnx.vmap``, compiled with ``nnx.jit``.
+
+Two ways in:
+
+* :class:`HelmholtzMachine`, an ``nnx.Module`` whose conditionals are nnx
+  modules (:class:`Dense` by default, :class:`MLP` or any module mapping an
+  input to logits), with methods for the steps, the losses, the likelihoods and
+  sampling.
+* :func:`as_conditional`, for callers of the pure functions: a flax module
+  becomes ``(layer params, logits_fn)`` to put in a params pytree and a
+  :class:`wsjax.layers.Conditionals`.
+
+A conditional module should hold only ``nnx.Param`` variables (no batch
+statistics, no stored RNG streams): its whole state is what the kit treats as
+that layer's params.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from wsjax import exact, model, objectives, phases, reweighted
+from wsjax.layers import Conditionals, dense_logits
+
+__all__ = ["Dense", "MLP", "ModuleConditional", "as_conditional", "HelmholtzMachine"]
+
+
+class Dense(nnx.Module):
+    """The affine conditional ``w @ x + b`` with the kit's layout: w [n_out, n_in], b [n_out].
+
+    Args:
+      n_in: width of the conditioning layer.
+      n_out: width of the layer whose logits it gives.
+      rngs: draws the initial weights.
+      scale: standard deviation of the Gaussian initial weights (0: zeros, as ``wsjax.init``).
+    """
+
+    def __init__(self, n_in: int, n_out: int, *, rngs: nnx.Rngs, scale: float = 0.0):
+        self.w = nnx.Param(scale * jax.random.normal(rngs.params(), (n_out, n_in), jnp.float32))
+        self.b = nnx.Param(jnp.zeros((n_out,), jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return dense_logits({"w": self.w[...], "b": self.b[...]}, x)
+
+
+class MLP(nnx.Module):
+    """Logits through deterministic hidden layers: the conditional of a "nonlinear" SBN.
+
+    ``x -> act(Linear) -> ... -> Linear -> logits``, as in the nonlinear sigmoid
+    belief nets of Bornschein & Bengio (2015) and Mnih & Rezende (2016), where
+    each stochastic layer's conditional is such a network.
+
+    Args:
+      n_in: input width.
+      hidden: widths of the deterministic hidden layers.
+      n_out: number of logits.
+      rngs: draws the initial weights (flax's default initialisers).
+      activation: nonlinearity of the hidden layers.
+    """
+
+    def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, *, rngs: nnx.Rngs,
+                 activation: Callable[[jax.Array], jax.Array] = jnp.tanh):
+        widths = (n_in, *hidden, n_out)
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(widths, widths[1:])])
+        self.activation = activation
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleConditional:
+    """A conditional ``(state, x) -> logits`` that rebuilds a module from its graph and state.
+
+    Hashable and equal for modules of one structure, so compiled functions that
+    take it as a static argument compile once per structure, not once per module.
+    """
+
+    graphdef: nnx.GraphDef
+
+    def __call__(self, state, x: jax.Array) -> jax.Array:
+        return nnx.merge(self.graphdef, state)(x)
+
+
+def as_conditional(module: nnx.Module):
+    """``(params, logits_fn)`` of a flax module mapping an input to logits.
+
+    Returns:
+      The module's state (an ``nnx.State`` pytree, for the params pytree) and a
+      hashable :class:`ModuleConditional` that applies it (for ``logits_fn`` or
+      an entry of :class:`wsjax.layers.Conditionals`).
+    """
+    graphdef, state = nnx.split(module)
+    return state, ModuleConditional(graphdef)
+
+
+class HelmholtzMachine(nnx.Module):
+    """A Helmholtz machine whose params live in an nnx module.
+
+    Args:
+      layer_sizes: (n_visible, n_1, ..., n_top).
+      rngs: draws the initial weights.
+      generative: optional ``(n_in, n_out, rngs) -> module`` making each generative
+        conditional (n_in the layer above, n_out the layer below); default :class:`Dense`.
+      recognition: the same for each recognition conditional (n_in below, n_out above).
+      init_scale: standard deviation of the initial weights of the default Dense layers.
+
+    The conditional modules sit in ``self.generative`` and ``self.recognition``
+    (entry l between h_l and h_{l+1}, as in the params pytree) and the prior
+    logits in ``self.prior``. :meth:`split` gives the pure view.
+    """
+
+    def __init__(self, layer_sizes: Sequence[int], *, rngs: nnx.Rngs, generative=None,
+                 recognition=None, init_scale: float = 0.0):
+        sizes = model._check_layer_sizes(layer_sizes)
+        dense = lambda n_in, n_out, rngs: Dense(n_in, n_out, rngs=rngs, scale=init_scale)
+        make_gen, make_rec = generative or dense, recognition or dense
+        self.prior = nnx.Param(jnp.zeros((sizes[-1],), jnp.float32))
+        self.generative = nnx.List(
+            [make_gen(sizes[l + 1], sizes[l], rngs) for l in range(len(sizes) - 1)])
+        self.recognition = nnx.List(
+            [make_rec(sizes[l], sizes[l + 1], rngs) for l in range(len(sizes) - 1)])
+
+    # The pure view.
+
+    def split(self):
+        """``(params, logits_fn)``: the params pytree of the kit and its conditionals."""
+        gen = [as_conditional(m) for m in self.generative]
+        rec = [as_conditional(m) for m in self.recognition]
+        params = {"prior": {"b": self.prior[...]},
+                  "generative": tuple(s for s, _ in gen),
+                  "recognition": tuple(s for s, _ in rec)}
+        return params, Conditionals(tuple(f for _, f in gen), tuple(f for _, f in rec))
+
+    def set_params(self, params) -> None:
+        """Write a params pytree (with the structure :meth:`split` gives) into the module."""
+        self.prior[...] = params["prior"]["b"]
+        for side in ("generative", "recognition"):
+            for module, state in zip(getattr(self, side), params[side]):
+                nnx.update(module, state)
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        return model.layer_sizes(*self.split())
+
+    # Learning steps (plain SGD, the delta rules), in place.
+
+    def wake_step(self, key: jax.Array, u: jax.Array, learning_rate) -> None:
+        """One wake phase on data ``u`` [batch, n_visible] (:func:`wsjax.wake_step`)."""
+        params, fn = self.split()
+        self.set_params(phases.wake_step(key, params, u, learning_rate, logits_fn=fn))
+
+    def sleep_step(self, key: jax.Array, learning_rate, batch_size: int) -> None:
+        """One sleep phase on ``batch_size`` dreams (:func:`wsjax.sleep_step`)."""
+        params, fn = self.split()
+        self.set_params(phases.sleep_step(key, params, learning_rate, batch_size, logits_fn=fn))
+
+    def rws_step(self, key: jax.Array, u: jax.Array, learning_rate, num_samples: int,
+                 insomnia=1.0) -> None:
+        """One reweighted wake-sleep step (:func:`wsjax.rws_step`)."""
+        params, fn = self.split()
+        self.set_params(reweighted.rws_step(key, params, u, learning_rate, num_samples,
+                                            insomnia=insomnia, logits_fn=fn))
+
+    # Surrogate losses, for nnx.grad and nnx.Optimizer (or any optax transformation).
+
+    def wake_sleep_loss(self, key: jax.Array, u: jax.Array, sleep_batch_size: int | None = None):
+        """Wake loss plus sleep loss at fresh samples: its gradient is the wake-sleep update.
+
+        ``key`` splits into a wake and a sleep key. The gradient in the generative
+        modules is that of :func:`wsjax.phases.wake_grads` (minus the wake delta
+        rule for Dense layers), in the recognition modules that of
+        :func:`wsjax.phases.sleep_grads`; the samples carry no gradient.
+
+        Returns:
+          Scalar, nats per example (the sum of the two losses).
+        """
+        params, fn = self.split()
+        key_wake, key_sleep = jax.random.split(key)
+        u = jnp.asarray(u, jnp.float32)
+        hs = jax.lax.stop_gradient(phases.wake_samples(key_wake, params, u, fn))
+        dreams = jax.lax.stop_gradient(
+            phases.sleep_samples(key_sleep, params, sleep_batch_size or u.shape[0], fn))
+        return (objectives.wake_loss(params, u, hs, fn)
+                + objectives.sleep_loss(params, *dreams, fn))
+
+    def rws_loss(self, key: jax.Array, u: jax.Array, num_samples: int, insomnia=1.0,
+                 sleep_batch_size: int | None = None):
+        """The reweighted wake-sleep surrogate: its gradient is :func:`wsjax.reweighted.rws_grads`.
+
+        ``L_P + insomnia * L_Q + (1 - insomnia) * sleep loss``, each at fresh
+        samples held fixed (:func:`wsjax.reweighted.rws_losses`).
+        """
+        params, fn = self.split()
+        key_wake, key_sleep = jax.random.split(key)
+        u = jnp.asarray(u, jnp.float32)
+        log_w, hs = jax.lax.stop_gradient(
+            objectives.log_weights(key_wake, params, u, num_samples, fn))
+        loss_p, loss_q = reweighted.rws_losses(params, u, hs, log_w, fn)
+        dreams = jax.lax.stop_gradient(
+            phases.sleep_samples(key_sleep, params, sleep_batch_size or u.shape[0], fn))
+        return (loss_p + insomnia * loss_q
+                + (1 - insomnia) * objectives.sleep_loss(params, *dreams, fn))
+
+    # Likelihoods and sampling.
+
+    def log_prob(self, u: jax.Array) -> jax.Array:
+        """Exact log P(u) by enumeration, [batch] (:func:`wsjax.exact_log_prob`)."""
+        params, fn = self.split()
+        return exact.exact_log_prob(params, u, fn)
+
+    def estimate_log_prob(self, key: jax.Array, u: jax.Array, num_samples: int) -> jax.Array:
+        """Importance-sampled log P(u) with K samples from Q, [batch]."""
+        params, fn = self.split()
+        return objectives.estimate_log_prob(key, params, u, num_samples, logits_fn=fn)
+
+    def elbo(self, key: jax.Array, u: jax.Array, num_samples: int = 1) -> jax.Array:
+        """The evidence lower bound E_Q[log P(u, h) - log Q(h | u)], [batch]."""
+        params, fn = self.split()
+        return objectives.elbo(key, params, u, num_samples, logits_fn=fn)
+
+    def sample(self, key: jax.Array, num: int):
+        """``num`` dreams: (u [num, n_0], (h_1, ..., h_L))."""
+        params, fn = self.split()
+        return phases.sleep_samples(key, params, num, fn)
+
+    def recognize(self, key: jax.Array, u: jax.Array):
+        """Samples of the hidden layers from Q given ``u``: (h_1 [batch, n_1], ..., h_L)."""
+        params, fn = self.split()
+        return phases.wake_samples(key, params, jnp.asarray(u, jnp.float32), fn)
+
+    def features(self, u: jax.Array) -> jax.Array:
+        """Q(h_1 = 1 | u), [batch, n_1]: the first hidden layer's recognition probabilities."""
+        return jax.nn.sigmoid(self.recognition[0](jnp.asarray(u, jnp.float32)))
