@@ -94,6 +94,19 @@ class TestDigits:
             assert x.dtype == np.float32 and x.shape[1] == 64
             assert set(np.unique(x)) == {0.0, 1.0}
 
+    def test_labels_follow_their_images(self):
+        from sklearn import datasets
+
+        d = loaders.load_digits(labels=True)
+        raw = datasets.load_digits()
+        bits = loaders.binarize(raw.data / 16.0)
+        # Each image's label is the label of the raw image it came from.
+        for split in ("train", "test"):
+            for image, label in zip(d[split][:50], d[f"{split}_labels"][:50]):
+                rows = np.flatnonzero((bits == image).all(axis=1))
+                assert label in raw.target[rows]
+        assert d["train_labels"].shape == (d["train"].shape[0],)
+
     def test_split_is_deterministic_and_seeded(self):
         a, b = loaders.load_digits(seed=1), loaders.load_digits(seed=1)
         np.testing.assert_array_equal(a["test"], b["test"])

@@ -181,3 +181,52 @@ def test_the_pure_functions_compose_with_scan_checkpoint_grad_and_vmap():
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grad))
     batched = jax.vmap(train, in_axes=(None, 0))(params, jnp.stack([keys, keys]))
     _close(jax.tree.map(lambda x: x[1], batched), scanned, rtol=1e-5, atol=1e-6)
+
+
+class _FeatureClassifier(nnx.Module):
+    """A machine whose recognition features feed a softmax classifier, trained as one model."""
+
+    def __init__(self, rngs):
+        self.machine = HelmholtzMachine((64, 24), rngs=rngs, init_scale=0.1)
+        self.head = nnx.Linear(24, 10, rngs=rngs)
+
+    def loss(self, key, u, y):
+        features = jax.lax.stop_gradient(self.machine.features(u))
+        ce = optax.softmax_cross_entropy_with_integer_labels(self.head(features), y).mean()
+        return self.machine.wake_sleep_loss(key, u) + ce, ce
+
+
+def test_a_machine_inside_a_larger_model_trains_end_to_end_with_its_standalone_gradients():
+    digits = wsjax.loaders.load_digits(labels=True)
+    x, y = jnp.asarray(digits["train"]), jnp.asarray(digits["train_labels"])
+    model_ = _FeatureClassifier(nnx.Rngs(0))
+    part = lambda state: jax.tree_util.tree_map_with_path(lambda p, _: str(p[0].key), state)
+    tx = optax.multi_transform({"machine": optax.adam(1e-2), "head": optax.adam(2e-2)}, part)
+    optimizer = nnx.Optimizer(model_, tx, wrt=nnx.Param)
+
+    @nnx.jit
+    def step(m, optimizer, key):
+        k_batch, k_loss = jax.random.split(key)
+        idx = jax.random.randint(k_batch, (50,), 0, x.shape[0])
+        (loss, ce), grads = nnx.value_and_grad(_FeatureClassifier.loss, has_aux=True)(
+            m, k_loss, x[idx], y[idx])
+        optimizer.update(m, grads)
+        return loss, ce
+
+    # The machine's gradient inside the model is that of the standalone wake and sleep phases.
+    key = jax.random.key(3)
+    grads = nnx.jit(nnx.grad(lambda m: m.loss(key, x[:50], y[:50])[0]))(model_)
+    params, fn = model_.machine.split()
+    k_wake, k_sleep = jax.random.split(key)
+    wake, _ = jax.jit(phases.wake_grads, static_argnums=3)(k_wake, params, x[:50], fn)
+    sleep, _ = jax.jit(phases.sleep_grads, static_argnums=(2, 3))(k_sleep, params, 50, fn)
+    _close(grads["machine"]["generative"], wake["generative"], rtol=1e-5, atol=1e-6)
+    _close(grads["machine"]["recognition"], sleep["recognition"], rtol=1e-5, atol=1e-6)
+    _close(grads["machine"]["prior"], wake["prior"]["b"], rtol=1e-5, atol=1e-6)
+
+    history = np.array([step(model_, optimizer, k) for k in jax.random.split(key, 400)])
+    first, last = history[:40].mean(0), history[-40:].mean(0)
+    assert last[1] < 0.5 * first[1], (first, last)  # the classifier's loss falls
+    assert last[0] - last[1] < first[0] - first[1] - 5.0, (first, last)  # so does the machine's
+    accuracy = jnp.mean(jnp.argmax(model_.head(model_.machine.features(x)), -1) == y)
+    assert accuracy > 0.6, accuracy

@@ -93,7 +93,7 @@ def binarize(x, method: str = "threshold", threshold: float = 0.5, *, seed: Seed
 
 
 def load_digits(binarize_method: str = "threshold", threshold: float = 0.5, seed: int = 0,
-                test_fraction: float = 0.2) -> dict[str, np.ndarray]:
+                test_fraction: float = 0.2, labels: bool = False) -> dict[str, np.ndarray]:
     """scikit-learn's bundled handwritten digits (1797 images, 8x8), binarized and split.
 
     Grey levels 0..16 are divided by 16, binarized with :func:`binarize`, then
@@ -102,7 +102,8 @@ def load_digits(binarize_method: str = "threshold", threshold: float = 0.5, seed
 
     Returns:
       ``{"train": [n, 64], "test": [m, 64]}`` float32 0/1, ``m = round(1797 *
-      test_fraction)`` and ``n + m = 1797``.
+      test_fraction)`` and ``n + m = 1797``; with ``labels``, also
+      ``"train_labels"`` [n] and ``"test_labels"`` [m], the digits 0-9 (int32).
 
     Raises:
       ImportError: scikit-learn is not installed.
@@ -112,15 +113,20 @@ def load_digits(binarize_method: str = "threshold", threshold: float = 0.5, seed
         from sklearn import datasets
     except ImportError as e:
         raise ImportError("load_digits needs scikit-learn: pip install scikit-learn") from e
-    images = datasets.load_digits().data / 16.0  # [1797, 64]
+    bunch = datasets.load_digits()
+    images = bunch.data / 16.0  # [1797, 64]
     n_test = int(round(test_fraction * len(images)))
     if not 0 < n_test < len(images):
         raise ValueError(f"test_fraction = {test_fraction!r} gives {n_test} of {len(images)} "
                          "digits to the test split; both splits must be non-empty")
     bits = binarize(images, binarize_method, threshold, seed=seed)
     perm = np.random.default_rng(seed).permutation(len(bits))
-    return {"train": validate_binary(bits[perm[n_test:]], "digits train", 64),
-            "test": validate_binary(bits[perm[:n_test]], "digits test", 64)}
+    out = {"train": validate_binary(bits[perm[n_test:]], "digits train", 64),
+           "test": validate_binary(bits[perm[:n_test]], "digits test", 64)}
+    if labels:
+        target = bunch.target.astype(np.int32)
+        out.update(train_labels=target[perm[n_test:]], test_labels=target[perm[:n_test]])
+    return out
 
 
 def _split_of(path: str) -> str:

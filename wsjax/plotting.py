@@ -1,7 +1,9 @@
 """Figures for experiments and notebooks: receptive fields, image grids, sweep curves and axes.
 
-Every function writes one PNG and returns its path. matplotlib is imported
-lazily with the non-interactive Agg backend, so the core kit does not need it.
+Every function writes one PNG and returns its path, or, given ``path=None``,
+returns the matplotlib Figure (closed to pyplot, so a notebook shows it once, as
+a cell's value). matplotlib is imported lazily, with the non-interactive Agg
+backend outside IPython kernels, so the core kit does not need a display.
 """
 
 from __future__ import annotations
@@ -12,15 +14,26 @@ __all__ = ["plot_image_grid", "plot_curves", "plot_final_vs_axis"]
 
 
 def _pyplot():
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def plot_image_grid(images, image_shape, path, title="", num_cols=None, signed=False, labels=None):
+def _finish(plt, fig, path):
+    plt.close(fig)
+    if path is None:
+        return fig
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def plot_image_grid(images, image_shape, path=None, title="", num_cols=None, signed=False, labels=None):
     """Show rows of ``images`` [n, prod(image_shape)] as a grid of small images, in one mosaic.
 
     Args:
@@ -56,9 +69,7 @@ def plot_image_grid(images, image_shape, path, title="", num_cols=None, signed=F
     if title:
         ax.set_title(title, fontsize=8, pad=10 if labels is not None else 4)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, path)
 
 
 def _points(result):
@@ -69,7 +80,7 @@ def _points(result):
             for _, labels in point_labels(result)]
 
 
-def plot_curves(result, metric, path, logy=False, title=""):
+def plot_curves(result, metric, path=None, logy=False, title=""):
     """``metric`` against steps, one line per grid point: median over seeds, band 25-75%.
 
     Args:
@@ -92,12 +103,10 @@ def plot_curves(result, metric, path, logy=False, title=""):
         ax.legend(fontsize=7)
     ax.set_title(title or f"{metric}: median over {values.shape[1]} seeds, band 25-75%", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, path)
 
 
-def plot_final_vs_axis(result, metric, axis, path, title=""):
+def plot_final_vs_axis(result, metric, axis, path=None, title=""):
     """Final ``metric`` against one grid axis: mean +- std over seeds, one line per setting of the
     other axes, the seeds as dots. The axis is drawn as categories labelled by its values.
 
@@ -136,6 +145,4 @@ def plot_final_vs_axis(result, metric, axis, path, title=""):
         ax.legend(fontsize=7)
     ax.set_title(title or f"final {metric} over {shape[-1]} seeds", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, path)
