@@ -1,27 +1,58 @@
-r"""Benchmarks that print figures (never asserted in tests): what a call costs, measured in one run.
+r"""Benchmarks that print figures (never asserted in tests): what the kit costs, measured in one run.
 
---suite=eager: the public functions a notebook calls eagerly, on the bars machine
-(16-8-1) and 30 bars images: the third and later eager calls against the same call
-under an explicit ``jax.jit``, and against the plain eager call of the uncompiled
-function (what every eager call cost before the functions compiled once per shape).
-Prints a Markdown table and one JSON line per function.
+--suite=steps (the default): the machine's ceilings, then wake-sleep and RWS steps at each
+  --sizes, batch --batch_size, against a minimal hand-written JAX implementation of the same
+  math timed in the same rounds (so every figure is also a ratio to it):
+  * ceilings: fp32 matmul on a --ceiling_size^3 product and on the shapes a step uses; one jit
+    dispatch of a trivial program; one uniform draw (threefry), for the Bernoulli samples;
+  * per size and algorithm: steps/s and examples/s of one run under lax.scan of --scan_steps
+    steps and with one jitted call per step; of a vmapped sweep of --num_seeds seeds (scan);
+    the matmul FLOPs per step (counted from the shapes) over time as a fraction of the
+    measured matmul ceiling; compile time of the scan programs; the sweep's memory (XLA's
+    memory analysis of the compiled program: arguments, outputs and temporaries).
+  Implementations: "minimal" (this file: batch-major, one key split per step, the delta rules
+  written out), "contract" (``wsjax.wake_step`` + ``wsjax.sleep_step``, ``wsjax.rws_step``) and
+  "bundle" (``wsjax.wake_sleep(optax.sgd)`` / ``wsjax.rws(optax.sgd, 5)``: ``algo.step`` on a
+  ``State``). RWS runs at insomnia 1 (the contract step's default: the recognition half learns
+  from the weighted wake samples); the minimal RWS therefore draws no dreams.
+  Every timing is the median of --rounds interleaved rounds after a warm-up call (compilation
+  never timed); the JSON lines carry the spread (min, max).
+--suite=eager: the public functions a notebook calls eagerly, on the bars machine: the third
+  and later eager calls against the same call under an explicit ``jax.jit``, and against the
+  plain eager call of the uncompiled function.
 
+  python -m experiments.benchmark                      # the steps suite, a table and JSON lines
   python -m experiments.benchmark --suite=eager
+  python -m experiments.benchmark --sizes=16-8-1 --scan_steps=5 --rounds=1   # a smoke test
 """
 
 import json
+import math
 import time
 
-from absl import app, flags
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+from absl import app, flags
 
 import wsjax
+from experiments import common
 from wsjax import data as data_lib
 
-flags.DEFINE_enum("suite", "eager", ["eager"], "Which measurements to run.")
-flags.DEFINE_integer("repeats", 7, "Timed calls per measurement (the median is reported).")
+flags.DEFINE_enum("suite", "steps", ["steps", "eager"], "Which measurements to run.")
+flags.DEFINE_list("sizes", ["16-8-1", "784-200", "784-200-200"], "Machines, as n0-n1-...")
+flags.DEFINE_list("algorithms", ["wake_sleep", "rws"], "wake_sleep and/or rws (K=5).")
+flags.DEFINE_integer("batch_size", 100, "Examples per step.")
+flags.DEFINE_integer("num_samples", 5, "K of RWS.")
+flags.DEFINE_integer("scan_steps", 100, "Steps per timed lax.scan.")
+flags.DEFINE_integer("num_seeds", 8, "Runs of the vmapped sweep.")
+flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds (the median is reported).")
+flags.DEFINE_integer("ceiling_size", 1024, "Side of the square matmul of the ceiling.")
+flags.DEFINE_integer("repeats", 7, "Timed calls per measurement of the eager suite.")
 FLAGS = flags.FLAGS
+
+LEARNING_RATE = 0.01
 
 
 def _time(fn, repeats, warmup):
@@ -33,6 +64,269 @@ def _time(fn, repeats, warmup):
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - start)
     return float(np.median(times)), float(np.min(times)), float(np.max(times))
+
+
+# ---------------------------------------------------------------------------------------------
+# The minimal implementation: the same math as the kit's steps, written out batch-major.
+# Params are the kit's pytree, so both start from the same machine.
+
+def _bernoulli(key, logits):
+    return (jax.random.uniform(key, logits.shape) < jax.nn.sigmoid(logits)).astype(jnp.float32)
+
+
+def _affine(layer, x):
+    return x @ layer["w"].T + layer["b"]
+
+
+def _delta(layer, target, inputs, logits, rate):
+    """layer += rate * mean over rows of (target - f(logits)) inputs^T (and the bias)."""
+    err = target - jax.nn.sigmoid(logits)
+    scale = rate / target.shape[0]
+    return {"w": layer["w"] + scale * err.T @ inputs, "b": layer["b"] + scale * err.sum(0)}
+
+
+def minimal_wake_sleep(key, params, u, rate):
+    """One wake phase and one sleep phase (simultaneous, from the same params), plain SGD."""
+    gen, rec, prior = params["generative"], params["recognition"], params["prior"]["b"]
+    num_layers = len(gen)
+    keys = jax.random.split(key, 2 * num_layers + 1)
+    # Wake: h ~ Q(h | u) bottom-up, then the generative delta rules.
+    hs = [u]
+    for l in range(num_layers):
+        hs.append(_bernoulli(keys[l], _affine(rec[l], hs[l])))
+    new_gen = tuple(_delta(gen[l], hs[l], hs[l + 1], _affine(gen[l], hs[l + 1]), rate)
+                    for l in range(num_layers))
+    new_prior = prior + rate * jnp.mean(hs[-1] - jax.nn.sigmoid(prior), 0)
+    # Sleep: dream top-down, then the recognition delta rules.
+    batch = u.shape[0]
+    top = _bernoulli(keys[num_layers], jnp.broadcast_to(prior, (batch, prior.shape[0])))
+    dreams = [top]
+    for l in reversed(range(num_layers)):
+        dreams.insert(0, _bernoulli(keys[num_layers + 1 + l], _affine(gen[l], dreams[0])))
+    new_rec = tuple(_delta(rec[l], dreams[l + 1], dreams[l], _affine(rec[l], dreams[l]), rate)
+                    for l in range(num_layers))
+    return {"prior": {"b": new_prior}, "generative": new_gen, "recognition": new_rec}
+
+
+def _log_bern(logits, x):
+    return jnp.sum(x * logits - jax.nn.softplus(logits), -1)
+
+
+def minimal_rws(key, params, u, rate, num_samples):
+    """One RWS step at insomnia 1: K samples per example as B*K rows of one GEMM per layer."""
+    gen, rec, prior = params["generative"], params["recognition"], params["prior"]["b"]
+    num_layers = len(gen)
+    batch = u.shape[0]
+    keys = jax.random.split(key, num_layers)
+    rows = jnp.repeat(u, num_samples, axis=0)  # [B*K, n0]
+    hs, log_q = [rows], 0.0
+    rec_logits = []
+    for l in range(num_layers):
+        logits = _affine(rec[l], hs[l])
+        h = _bernoulli(keys[l], logits)
+        rec_logits.append(logits)
+        log_q = log_q + _log_bern(logits, h)
+        hs.append(h)
+    gen_logits = [_affine(gen[l], hs[l + 1]) for l in range(num_layers)]
+    log_p = _log_bern(prior, hs[-1]) + sum(_log_bern(gen_logits[l], hs[l]) for l in range(num_layers))
+    log_w = (log_p - log_q).reshape(batch, num_samples)
+    w = jax.nn.softmax(log_w, axis=1).reshape(-1, 1)  # normalized weights, one per row
+    scale = rate / batch
+
+    def weighted(layer, target, inputs, logits):
+        err = w * (target - jax.nn.sigmoid(logits))
+        return {"w": layer["w"] + scale * err.T @ inputs, "b": layer["b"] + scale * err.sum(0)}
+
+    new_gen = tuple(weighted(gen[l], hs[l], hs[l + 1], gen_logits[l]) for l in range(num_layers))
+    new_rec = tuple(weighted(rec[l], hs[l + 1], hs[l], rec_logits[l]) for l in range(num_layers))
+    new_prior = prior + scale * jnp.sum(w * (hs[-1] - jax.nn.sigmoid(prior)), 0)
+    return {"prior": {"b": new_prior}, "generative": new_gen, "recognition": new_rec}
+
+
+# ---------------------------------------------------------------------------------------------
+# The steps every implementation offers: (key, carry, u) -> carry, with an init from params.
+
+def implementations(algorithm, num_samples):
+    """name -> (init(params) -> carry, step(key, carry, u) -> carry, params(carry))."""
+    ident = lambda p: p
+    if algorithm == "wake_sleep":
+        def contract(key, p, u):
+            k_wake, k_sleep = jax.random.split(key)
+            p = wsjax.wake_step.uncompiled(k_wake, p, u, LEARNING_RATE)
+            return wsjax.sleep_step.uncompiled(k_sleep, p, LEARNING_RATE, u.shape[0])
+        algo = wsjax.wake_sleep(optax.sgd)
+        minimal = lambda key, p, u: minimal_wake_sleep(key, p, u, LEARNING_RATE)
+    else:
+        def contract(key, p, u):
+            return wsjax.rws_step.uncompiled(key, p, u, LEARNING_RATE, num_samples)
+        algo = wsjax.rws(optax.sgd, num_samples)
+        minimal = lambda key, p, u: minimal_rws(key, p, u, LEARNING_RATE, num_samples)
+    hyperparams = algo.default_hyperparams(learning_rate=LEARNING_RATE)
+    return {
+        "minimal": (ident, minimal, ident),
+        "contract": (ident, contract, ident),
+        "bundle": (lambda p: algo.init(p, hyperparams),
+                   lambda key, s, u: algo.step(key, s, u)[0], lambda s: s.params),
+    }
+
+
+def matmul_flops(sizes, batch, algorithm, num_samples):
+    """FLOPs of the matrix products one step needs (2 m n k each), counted from the shapes."""
+    pairs = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    if algorithm == "wake_sleep":  # wake: Q sample, P logits, P grad; sleep: P dream, Q logits, Q grad
+        return 6 * 2 * batch * pairs
+    return 4 * 2 * batch * num_samples * pairs  # Q sample, P logits, P grad, Q grad on B*K rows
+
+
+def ceilings(size, shapes, rounds):
+    """Measured fp32 matmul GFLOP/s (square and step shapes), jit dispatch (us), uniform draw (ns)."""
+    out = {}
+    a = jax.random.normal(jax.random.key(0), (size, size))
+    mm = jax.jit(lambda x, y: x @ y)
+    t = _time(lambda: mm(a, a), max(3, rounds), warmup=2)
+    out["matmul_square_gflops"] = 2 * size**3 / t[0] / 1e9
+    for m, k, n in shapes:
+        x = jax.random.normal(jax.random.key(1), (m, k))
+        y = jax.random.normal(jax.random.key(2), (k, n))
+        calls = 50  # back-to-back dispatches: XLA cannot hoist a product out of a loop here
+
+        def many(x=x, y=y):
+            for _ in range(calls):
+                z = mm(x, y)
+            return z
+
+        t = _time(many, max(3, rounds), warmup=1)
+        out[f"matmul_{m}x{k}x{n}_gflops"] = 2 * m * k * n * calls / t[0] / 1e9
+    noop = jax.jit(lambda x: x + 1)
+    x = jnp.zeros(())
+    jax.block_until_ready(noop(x))
+    calls = 2000
+    start = time.perf_counter()
+    for _ in range(calls):
+        x = noop(x)
+    jax.block_until_ready(x)
+    out["jit_dispatch_us"] = (time.perf_counter() - start) / calls * 1e6
+    draws = 10_000_000
+    uniform = jax.jit(lambda k: jnp.sum(jax.random.uniform(k, (draws,))))
+    t = _time(lambda: uniform(jax.random.key(3)), max(3, rounds), warmup=1)
+    out["uniform_draw_ns"] = t[0] / draws * 1e9
+    return out
+
+
+def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds):
+    """Rows of figures for one machine and algorithm, every implementation in the same rounds."""
+    params = wsjax.init(jax.random.key(0), sizes, init_scale=0.1)
+    data = (jax.random.uniform(jax.random.key(1), (scan_steps, batch, sizes[0])) < 0.3
+            ).astype(jnp.float32)
+    impls = implementations(algorithm, num_samples)
+    programs, compile_s, memory = {}, {}, {}
+    for name, (init, step, _) in impls.items():
+        def run(key, carry, step=step):
+            keys = jax.random.split(key, scan_steps)
+            return jax.lax.scan(lambda c, xs: (step(xs[0], c, xs[1]), None), carry,
+                                (keys, data))[0]
+        carry = init(params)
+        start = time.perf_counter()
+        scan = jax.jit(run).lower(jax.random.key(2), carry).compile()
+        compile_s[name] = time.perf_counter() - start
+        sweep_fn = jax.vmap(run, in_axes=(0, None))
+        seed_keys = jax.random.split(jax.random.key(3), num_seeds)
+        sweep = jax.jit(sweep_fn).lower(seed_keys, carry).compile()
+        mem = sweep.memory_analysis()
+        memory[name] = None if mem is None else int(
+            mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes)
+        one = jax.jit(step)
+        jax.block_until_ready(one(jax.random.key(4), carry, data[0]))
+        programs[name] = dict(scan=lambda scan=scan, carry=carry: scan(jax.random.key(2), carry),
+                              sweep=lambda sweep=sweep, carry=carry, k=seed_keys: sweep(k, carry),
+                              per_step=lambda one=one, carry=carry: _loop(one, carry, data))
+    times = {name: {kind: [] for kind in ("scan", "sweep", "per_step")} for name in impls}
+    for name, progs in programs.items():  # warm-up: every program once
+        for fn in progs.values():
+            jax.block_until_ready(fn())
+    for _ in range(rounds):  # interleaved: each round times every implementation once
+        for name, progs in programs.items():
+            for kind, fn in progs.items():
+                start = time.perf_counter()
+                jax.block_until_ready(fn())
+                times[name][kind].append(time.perf_counter() - start)
+    flops = matmul_flops(sizes, batch, algorithm, num_samples)
+    rows = []
+    for name in impls:
+        med = {kind: float(np.median(t)) for kind, t in times[name].items()}
+        row = dict(size="-".join(map(str, sizes)), algorithm=algorithm, implementation=name,
+                   batch=batch, num_samples=num_samples if algorithm == "rws" else None,
+                   scan_steps_per_s=scan_steps / med["scan"],
+                   per_step_jit_steps_per_s=scan_steps / med["per_step"],
+                   sweep_steps_per_s=num_seeds * scan_steps / med["sweep"],
+                   examples_per_s=batch * scan_steps / med["scan"],
+                   matmul_flops_per_step=flops, gflops=flops * scan_steps / med["scan"] / 1e9,
+                   compile_s=compile_s[name], sweep_memory_bytes=memory[name],
+                   spread_s={kind: [min(t), max(t)] for kind, t in times[name].items()})
+        rows.append(row)
+    minimal = rows[0]
+    for row in rows:
+        for kind in ("scan_steps_per_s", "per_step_jit_steps_per_s", "sweep_steps_per_s"):
+            row[f"{kind}_vs_minimal"] = row[kind] / minimal[kind]
+    return rows
+
+
+def _loop(one, carry, data):
+    for i in range(data.shape[0]):
+        carry = one(jax.random.fold_in(jax.random.key(5), i), carry, data[i])
+    return carry
+
+
+def steps_suite():
+    sizes = []
+    for text in FLAGS.sizes:
+        try:
+            sizes.append(tuple(int(n) for n in text.split("-")))
+        except ValueError:
+            raise app.UsageError(f"--sizes: {text!r} is not n0-n1-... of positive ints") from None
+        if len(sizes[-1]) < 2 or min(sizes[-1]) < 1:
+            raise app.UsageError(f"--sizes: {text!r} needs at least two positive widths")
+    for name in FLAGS.algorithms:
+        if name not in ("wake_sleep", "rws"):
+            raise app.UsageError(f"--algorithms: unknown {name!r} (wake_sleep, rws)")
+    common.check_positive(batch_size=FLAGS.batch_size, num_samples=FLAGS.num_samples,
+                          scan_steps=FLAGS.scan_steps, num_seeds=FLAGS.num_seeds,
+                          rounds=FLAGS.rounds, ceiling_size=FLAGS.ceiling_size)
+    shapes = sorted({(FLAGS.batch_size, s[0], s[1]) for s in sizes})
+    ceiling = ceilings(FLAGS.ceiling_size, shapes, FLAGS.rounds)
+    device = jax.devices()[0]
+    header = dict(backend=jax.default_backend(), device=str(getattr(device, "device_kind", device)),
+                  device_count=jax.device_count(), jax=jax.__version__, **ceiling)
+    print(json.dumps(header))
+    peak = ceiling["matmul_square_gflops"]
+    rows = []
+    for s in sizes:
+        for algorithm in FLAGS.algorithms:
+            for row in measure(s, algorithm, FLAGS.batch_size, FLAGS.num_samples,
+                               FLAGS.scan_steps, FLAGS.num_seeds, FLAGS.rounds):
+                row["fraction_of_matmul_ceiling"] = row["gflops"] / peak
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    print(f"\n{header['backend']} ({header['device']}, {header['device_count']} device(s)), jax "
+          f"{header['jax']}; batch {FLAGS.batch_size}, lax.scan of {FLAGS.scan_steps} steps, "
+          f"medians of {FLAGS.rounds} interleaved rounds")
+    print(f"ceilings: fp32 matmul {FLAGS.ceiling_size}^3 {peak:.1f} GFLOP/s; "
+          + "; ".join(f"{k[7:-7]} {v:.1f} GFLOP/s" for k, v in ceiling.items()
+                      if k.startswith("matmul_") and k != "matmul_square_gflops")
+          + f"; jit dispatch {ceiling['jit_dispatch_us']:.1f} us; one uniform draw "
+          f"{ceiling['uniform_draw_ns']:.2f} ns\n")
+    print("| machine | algorithm | implementation | scan steps/s | x minimal | jit/step steps/s | "
+          "x minimal | sweep of seeds, steps/s | x minimal | GFLOP/s | of ceiling | compile s | "
+          "sweep memory MB |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        algo = "RWS K=%d" % r["num_samples"] if r["algorithm"] == "rws" else "wake-sleep"
+        mem = "" if r["sweep_memory_bytes"] is None else f"{r['sweep_memory_bytes'] / 2**20:.1f}"
+        print(f"| {r['size']} | {algo} | {r['implementation']} | {r['scan_steps_per_s']:.0f} | "
+              f"{r['scan_steps_per_s_vs_minimal']:.2f} | {r['per_step_jit_steps_per_s']:.0f} | "
+              f"{r['per_step_jit_steps_per_s_vs_minimal']:.2f} | {r['sweep_steps_per_s']:.0f} | "
+              f"{r['sweep_steps_per_s_vs_minimal']:.2f} | {r['gflops']:.1f} | "
+              f"{r['fraction_of_matmul_ceiling']:.0%} | {r['compile_s']:.2f} | {mem} |")
 
 
 def eager_suite(repeats):
@@ -52,22 +346,16 @@ def eager_suite(repeats):
     for name, (fn, args, static_nums) in calls.items():
         jitted = jax.jit(fn, static_argnums=static_nums)
         # Two calls first, so the third is the one timed (the first compiles).
-        eager = _time(lambda: fn(*args), repeats, warmup=2)
-        twin = _time(lambda: jitted(*args), repeats, warmup=2)
-        plain = _time(lambda: fn.uncompiled(*args), max(1, repeats // 3), warmup=0)
+        eager = _time(lambda fn=fn, args=args: fn(*args), repeats, warmup=2)
+        twin = _time(lambda jitted=jitted, args=args: jitted(*args), repeats, warmup=2)
+        plain = _time(lambda fn=fn, args=args: fn.uncompiled(*args), max(1, repeats // 3),
+                      warmup=0)
         rows.append(dict(function=name, eager_ms=1e3 * eager[0], jit_ms=1e3 * twin[0],
                          uncompiled_eager_ms=1e3 * plain[0], ratio=eager[0] / twin[0],
                          within_5x_plus_20ms=bool(eager[0] <= 5 * twin[0] + 0.020),
                          eager_spread_ms=[1e3 * eager[1], 1e3 * eager[2]]))
-    return rows
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    rows = eager_suite(FLAGS.repeats)
     print(f"backend {jax.default_backend()}, {jax.device_count()} device(s); medians of "
-          f"{FLAGS.repeats} calls after 2 warm-up calls")
+          f"{repeats} calls after 2 warm-up calls")
     print("| function | eager call, ms | under jax.jit, ms | eager / jit | uncompiled eager, ms |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:
@@ -77,5 +365,14 @@ def main(argv):
         print(json.dumps(r))
 
 
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if FLAGS.suite == "eager":
+        eager_suite(FLAGS.repeats)
+    else:
+        steps_suite()
+
+
 if __name__ == "__main__":
-    app.run(main)
+    common.run_main(main)

@@ -244,6 +244,8 @@ def identity(task, trainer, hyperparams, axes, **extra):
 
 def start_processes():
     """Join the other processes (flags or JAX_* variables) before anything else touches JAX."""
+    if "num_processes" not in FLAGS:  # a program without the shared flags (the benchmark)
+        return
     if not (FLAGS.num_processes or os.environ.get("JAX_NUM_PROCESSES")):
         return
     if FLAGS.num_processes is not None and FLAGS.num_processes < 1:
