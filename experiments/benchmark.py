@@ -27,7 +27,6 @@ r"""Benchmarks that print figures (never asserted in tests): what the kit costs,
 """
 
 import json
-import math
 import time
 
 import jax
