@@ -29,18 +29,27 @@ def compile_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def run_module(compile_cache):
-    """run_module(module, *args, devices=1, timeout=300, check=True) -> CompletedProcess."""
+    """run_module(module, *args, devices=1, timeout=300, check=True, fast_compile=True).
 
-    def env(devices=1):
+    ``fast_compile`` compiles as the in-process tests do (most subprocess runs are dominated
+    by compilation); the tests of bitwise reproducibility across layouts, devices and
+    processes pass False, so that they hold XLA's default compiler to the guarantee.
+    """
+
+    def env(devices=1, fast_compile=True):
         out = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
                    JAX_COMPILATION_CACHE_DIR=compile_cache,
                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
         out["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        if fast_compile:
+            out["XLA_FLAGS"] += (" --xla_backend_optimization_level=0"
+                                 " --xla_llvm_disable_expensive_passes=true")
         return out
 
-    def run(module, *args, devices=1, timeout=300, check=True):
-        proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env(devices),
+    def run(module, *args, devices=1, timeout=300, check=True, fast_compile=True):
+        proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+                              env=env(devices, fast_compile),
                               capture_output=True, text=True, timeout=timeout)
         if check:
             assert proc.returncode == 0, proc.stderr[-4000:]

@@ -35,7 +35,7 @@ def _assert_same(a, b):
 @pytest.fixture(scope="module")
 def reference(run_module, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("one_device"))
-    proc = run_module("experiments.sweep", f"--output_dir={out}", *SMALL)
+    proc = run_module("experiments.sweep", f"--output_dir={out}", *SMALL, fast_compile=False)
     assert "over 1 devices in 1 processes" in proc.stderr
     return out, proc
 
@@ -77,7 +77,8 @@ def test_two_processes_equal_one(reference, run_module, tmp_path):
     out, port = str(tmp_path), _free_port()
     cmd = [sys.executable, "-m", "experiments.sweep", f"--output_dir={out}", *SMALL,
            f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2"]
-    procs = [subprocess.Popen(cmd + [f"--process_id={i}"], cwd=ROOT, env=run_module.env(1),
+    procs = [subprocess.Popen(cmd + [f"--process_id={i}"], cwd=ROOT,
+                              env=run_module.env(1, fast_compile=False),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
@@ -92,7 +93,7 @@ def test_killed_on_four_devices_and_resumed_on_five_equals_one_device(reference,
     out = str(tmp_path)
     args = [f"--output_dir={out}", *SMALL]
     proc = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *args], cwd=ROOT,
-                            env=run_module.env(4), stdout=subprocess.DEVNULL,
+                            env=run_module.env(4, fast_compile=False), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     ckpt = os.path.join(out, "checkpoints")
     deadline = time.time() + 240
@@ -104,7 +105,7 @@ def test_killed_on_four_devices_and_resumed_on_five_equals_one_device(reference,
     assert "over 4 devices in 1 processes" in err
     assert not os.path.exists(os.path.join(out, "metrics.npz"))  # it really stopped early
     # 4 grid points: one block per device on 4 devices, padded to 5 blocks on 5.
-    resumed = run_module("experiments.sweep", *args, devices=5)
+    resumed = run_module("experiments.sweep", *args, devices=5, fast_compile=False)
     assert "resumed from checkpoint" in resumed.stderr and "over 5 devices" in resumed.stderr
     _assert_same(_metrics(reference[0]), _metrics(out))
     with open(os.path.join(out, "results.json")) as f:
@@ -117,9 +118,10 @@ def test_the_same_sweep_spelled_otherwise_resumes_and_another_is_refused(referen
     same = run_module("experiments.sweep", f"--output_dir={out}", "--dataset=bars",
                       "--learning_rates=1.0,3", "--grid=lr_decay=1,0.50", "--num_seeds=3",
                       "--num_steps=6000", "--num_evals=3", "--batch_size=5", "--layer_sizes=16,8,1",
-                      "--num_samples=7", "--insomnia=0.3")
+                      "--num_samples=7", "--insomnia=0.3", fast_compile=False)
     assert "resumed from checkpoint" in same.stderr
-    proc = run_module("experiments.sweep", f"--output_dir={out}", *SMALL, "--seed=1", check=False)
+    proc = run_module("experiments.sweep", f"--output_dir={out}", *SMALL, "--seed=1", check=False,
+                      fast_compile=False)
     assert proc.returncode != 0
     assert "refusing to use output directory" in proc.stderr and "seed: 0 there, 1 now" in proc.stderr
     assert "steps/s" not in proc.stderr
