@@ -7,6 +7,7 @@ the output directory, sweep, write results and figures), and whatever it adds.
 
 import json
 import os
+import shlex
 import sys
 import threading
 
@@ -312,9 +313,10 @@ def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):
                               checkpoint_every=FLAGS.checkpoint_every, on_eval=on_eval)
     if not lead:
         return result, None
+    command = " ".join(["python -m " + _program(), *map(shlex.quote, sys.argv[1:])])
     summary = runner.write_results(out, result, task.metric, extra=dict(
         dataset=task.name, algorithm=algorithm_settings(),
-        layer_sizes=list(trainer.config.layer_sizes)))
+        layer_sizes=list(trainer.config.layer_sizes), command=command))
     # The first axis with more than one value, unless --plot_axis names one.
     default = next((n for n, v in result.axes.items() if len(v) > 1), next(iter(result.axes)))
     axis = FLAGS.plot_axis or default

@@ -30,6 +30,22 @@ def test_bars_writes_every_result_and_figure(bars_run):
     assert results["final"][1]["values"] == npz["kl_bits"][1, :, -1].tolist()
 
 
+def test_report_prints_the_table_from_the_run_files(bars_run, run_module, tmp_path):
+    out, _ = bars_run
+    proc = run_module("experiments.report", out, timeout=60)
+    lines = proc.stdout.splitlines()
+    assert lines[2].startswith("`python -m experiments.bars --output_dir=") and "4 runs" in lines[2]
+    rows = [line for line in lines if line.startswith("| 1 |") or line.startswith("| 2:4 |")]
+    kl = np.load(os.path.join(out, "metrics.npz"))["kl_bits"][..., -1]  # [point, seed]
+    for row, values in zip(rows, kl):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == f"{np.median(values):.3f}" and cells[3] == f"{values.min():.3f}"
+        assert cells[-1] == " ".join(f"{v:.3f}" for v in np.sort(values))
+    assert len(rows) == 2
+    empty = run_module("experiments.report", str(tmp_path), timeout=60, check=False)
+    assert empty.returncode == 2 and "no results.json" in empty.stderr.splitlines()[-1]
+
+
 def test_bars_flagfile_reproduces_the_run(bars_run, run_module, tmp_path):
     out, _ = bars_run
     run_module("experiments.bars", f"--flagfile={os.path.join(out, 'flags.txt')}",
@@ -123,6 +139,8 @@ def test_mnist_on_user_files_trains_checkpoints_and_reports(run_module, tmp_path
     assert test["factorial_bernoulli_test_nll"] > 0
     assert "epoch 1.00" in proc.stderr and "held-out NLL estimate" in proc.stderr
     assert sorted(os.listdir(out / "checkpoints")) == ["1", "2"]
+    table = run_module("experiments.report", str(out), timeout=60).stdout
+    assert "test NLL (K=16, 60 images), median" in table and f"{nll:.2f}" in table
     for name in ("dreams.png", "weights.png", "curves.png", "flags.txt", "results.json"):
         assert os.path.getsize(out / name) > 0
     # Started again with the same directory: nothing left to train, the same test estimate.

@@ -1,0 +1,90 @@
+r"""Print the Markdown results table of finished runs, from their files alone.
+
+  python -m experiments.report runs/bars [runs/other ...]
+
+For each run directory (written by any experiment: ``results.json``, and ``test.json``
+when the experiment wrote one) prints the command that made it, its runs and wall time, and
+one row per grid point: the final metric's median, mean +- std and best over seeds, the
+diverged runs and every seed's final value, sorted; with a ``test.json`` (experiments.mnist)
+also the final test NLL and the epochs. The README's results tables are this output.
+"""
+
+import json
+import math
+import os
+
+import numpy as np
+from absl import app
+
+from experiments import common
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise app.UsageError(f"{path}: cannot be read ({e})") from None
+
+
+def _fmt(x, digits=3):
+    return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def report(run_dir: str) -> str:
+    """The Markdown section of one run directory."""
+    results = _read(os.path.join(run_dir, "results.json"))
+    if results is None:
+        raise app.UsageError(f"{run_dir}: no results.json (not a finished run of the kit)")
+    test = _read(os.path.join(run_dir, "test.json"))
+    summary = results["summary"]
+    metric, axes = summary["metric"], summary["axes"]
+    finals = {tuple(sorted(p["labels"].items())): p["values"] for p in results["final"]}
+    num_runs = sum(len(v) for v in finals.values())
+    digits = 2 if metric.endswith("nll") else 3
+    lines = [f"#### {results.get('dataset', os.path.basename(run_dir))}: {run_dir}", ""]
+    command = results.get("command")
+    lines.append((f"`{command}`" if command else "(command not recorded)")
+                 + f": {num_runs} runs, {results['seconds']:.0f} s of training"
+                 + (f" (resumed from evaluation {results['resumed_from']})"
+                    if results.get("resumed_from") else "") + ".")
+    lines.append("")
+    head = [*axes, f"median {metric}", "mean +- std", "best", "diverged"]
+    if test:
+        k = test["test_importance_samples"]
+        head += [f"test NLL (K={k}, {test['test_examples']} images), median", "best test NLL"]
+        tests = {tuple(sorted(p["labels"].items())): p["values"] for p in test["test_nll"]}
+    head.append("every seed, sorted")
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in summary["rows"]:
+        key = tuple(sorted(row["labels"].items()))
+        values = np.asarray(finals[key], float)
+        cells = [row["labels"][a] for a in axes]
+        cells += [_fmt(row["median"], digits), f"{_fmt(row['mean'], digits)} +- "
+                  f"{_fmt(row['std'], digits)}", _fmt(row["min"], digits), str(row["diverged"])]
+        if test:
+            t = np.asarray(tests[key], float)
+            ok = t[np.isfinite(t)]
+            cells += [_fmt(float(np.median(ok)) if ok.size else None, 2),
+                      _fmt(float(ok.min()) if ok.size else None, 2)]
+        cells.append(" ".join(_fmt(v, digits) for v in np.sort(values)))
+        lines.append("| " + " | ".join(cells) + " |")
+    if test:
+        lines += ["", f"{test['epochs']:g} epochs; factorial Bernoulli baseline "
+                      f"{test['factorial_bernoulli_test_nll']:.2f} nats."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    if len(argv) < 2:
+        raise app.UsageError("give one or more run directories: python -m experiments.report DIR...")
+    for run_dir in argv[1:]:
+        if not os.path.isdir(run_dir):
+            raise app.UsageError(f"{run_dir}: not a directory")
+    print("\n".join(report(d) for d in argv[1:]), end="")
+
+
+if __name__ == "__main__":
+    common.run_main(main)
