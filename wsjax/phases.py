@@ -23,8 +23,8 @@ from wsjax._api import check_positive_int, public
 from wsjax.layers import LogitsFn, dense_logits
 from wsjax.model import (
     check_visible,
-    layer_sizes,
     generative_params,
+    layer_sizes,
     recognition_params,
     sample_generative,
     sample_recognition,
