@@ -121,3 +121,21 @@ def test_numpy_integers_and_python_lists_are_accepted():
     assert wsjax.model.layer_sizes(params) == (6, 3)
     from_list = wsjax.exact_log_prob(PARAMS, U.tolist())
     np.testing.assert_array_equal(from_list, wsjax.exact_log_prob(PARAMS, U))
+
+
+def test_estimate_chunk_size_must_be_a_positive_integer():
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer, got 0"):
+        wsjax.estimate_log_prob(jax.random.key(0), PARAMS, U, 10, chunk_size=0)
+
+
+def test_a_config_takes_numpy_integers_and_a_sweep_refuses_a_nan_rate():
+    import optax
+
+    bars = wsjax.tasks.bars()
+    config = wsjax.TrainConfig(layer_sizes=(16, 8, 1), num_steps=np.int64(20),
+                               batch_size=np.int32(10), sampler=bars.sampler, eval_every=10,
+                               eval_fn=bars.eval_fn)
+    trainer = wsjax.make_train(config, wsjax.wake_sleep(optax.sgd))
+    base = trainer.default_hyperparams(learning_rate=0.1)
+    with pytest.raises(ValueError, match="learning_rate must be finite and >= 0, got nan"):
+        wsjax.grid(base, {"learning_rate": [0.1, float("nan")]})

@@ -79,6 +79,21 @@ def test_bars_rejects_impossible_flags_before_compiling(flag, message, run_modul
     assert "Traceback" not in proc.stderr and "steps/s" not in proc.stderr  # nothing was trained
 
 
+def test_a_diverged_rate_is_reported_and_everything_else_written(run_module, tmp_path):
+    args = [f"--output_dir={tmp_path}", "--learning_rates=1,1e38", "--num_seeds=2",
+            "--num_steps=200", "--num_evals=2"]
+    for attempt in range(2):  # the rerun resumes the finished sweep and writes it all again
+        proc = run_module("experiments.bars", *args, timeout=120)
+        assert "2 run(s) diverged" in proc.stdout, proc.stdout
+        for name in ("summary.md", "results.json", "metrics.npz", "curves.png",
+                     "final_vs_axis.png", "weights.png", "fantasies.png"):
+            assert os.path.getsize(tmp_path / name) > 0, name
+    final = np.load(tmp_path / "metrics.npz")["kl_bits"][..., -1]
+    assert np.all(np.isfinite(final[0])) and not np.any(np.isfinite(final[1]))
+    with open(tmp_path / "results.json") as f:
+        assert json.load(f)["summary"]["best"]["index"] == [0]
+
+
 def test_an_output_dir_naming_a_file_is_refused_and_left_alone(run_module, tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("mine")
