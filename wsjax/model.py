@@ -220,6 +220,11 @@ def check_structure(params) -> None:
                 f'params["{side}"] must be a non-empty tuple of conditionals (one per layer), '
                 f"got {type(params[side]).__name__}"
             )
+    if len(params["recognition"]) != len(params["generative"]):
+        raise ValueError(
+            f"params have {len(params['generative'])} generative but "
+            f"{len(params['recognition'])} recognition conditionals"
+        )
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
         dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
         if not jnp.issubdtype(dtype, jnp.floating):
@@ -240,11 +245,6 @@ def layer_sizes(params: dict, logits_fn: LogitsFn = dense_logits) -> tuple[int, 
     """
     check_structure(params)
     num_layers = len(params["generative"])
-    if len(params["recognition"]) != num_layers:
-        raise ValueError(
-            f"params have {num_layers} generative but {len(params['recognition'])} "
-            "recognition conditionals"
-        )
     if isinstance(logits_fn, Conditionals) and not (
             len(logits_fn.generative) == len(logits_fn.recognition) == num_layers):
         raise ValueError(

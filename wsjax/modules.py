@@ -108,6 +108,17 @@ def as_conditional(module: nnx.Module):
     return state, ModuleConditional(graphdef)
 
 
+def _with_gradient(value, grads, params):
+    """``value``, with gradient ``grads`` with respect to ``params`` (the kit's own gradients).
+
+    ``value + <g, p> - stop_gradient(<g, p>)`` with ``g`` held fixed: so ``nnx.grad`` of
+    a module's loss returns exactly what the kit's gradient functions computed.
+    """
+    dot = sum(jax.tree.leaves(jax.tree.map(
+        lambda g, p: jnp.vdot(jax.lax.stop_gradient(g), p), grads, params)))
+    return jax.lax.stop_gradient(value) + dot - jax.lax.stop_gradient(dot)
+
+
 class HelmholtzMachine(nnx.Module):
     """A Helmholtz machine whose params live in an nnx module.
 
@@ -179,42 +190,36 @@ class HelmholtzMachine(nnx.Module):
     # Surrogate losses, for nnx.grad and nnx.Optimizer (or any optax transformation).
 
     def wake_sleep_loss(self, key: jax.Array, u: jax.Array, sleep_batch_size: int | None = None):
-        """Wake loss plus sleep loss at fresh samples: its gradient is the wake-sleep update.
+        """Wake loss plus sleep loss at fresh samples, whose gradient is the wake-sleep update.
 
-        ``key`` splits into a wake and a sleep key. The gradient in the generative
-        modules is that of :func:`wsjax.phases.wake_grads` (minus the wake delta
-        rule for Dense layers), in the recognition modules that of
-        :func:`wsjax.phases.sleep_grads`; the samples carry no gradient.
+        ``key`` splits into a wake and a sleep key. The gradient is exactly that of
+        :func:`wsjax.phases.wake_grads` in the generative modules (minus the wake
+        delta rule for Dense layers) and of :func:`wsjax.phases.sleep_grads` in the
+        recognition modules, which compute it.
 
         Returns:
           Scalar, nats per example (the sum of the two losses).
         """
         params, fn = self.split()
         key_wake, key_sleep = jax.random.split(key)
-        u = jnp.asarray(u, jnp.float32)
-        hs = jax.lax.stop_gradient(phases.wake_samples(key_wake, params, u, fn))
-        dreams = jax.lax.stop_gradient(
-            phases.sleep_samples(key_sleep, params, sleep_batch_size or u.shape[0], fn))
-        return (objectives.wake_loss(params, u, hs, fn)
-                + objectives.sleep_loss(params, *dreams, fn))
+        gen, wake_loss = phases.wake_grads(key_wake, params, u, fn)
+        rec, sleep_loss = phases.sleep_grads(key_sleep, params,
+                                             sleep_batch_size or jnp.shape(u)[0], fn)
+        return _with_gradient(wake_loss + sleep_loss, {**gen, **rec}, params)
 
     def rws_loss(self, key: jax.Array, u: jax.Array, num_samples: int, insomnia=1.0,
                  sleep_batch_size: int | None = None):
-        """The reweighted wake-sleep surrogate: its gradient is :func:`wsjax.reweighted.rws_grads`.
+        """The reweighted wake-sleep loss, whose gradient is :func:`wsjax.reweighted.rws_grads`.
 
         ``L_P + insomnia * L_Q + (1 - insomnia) * sleep loss``, each at fresh
-        samples held fixed (:func:`wsjax.reweighted.rws_losses`).
+        samples (:func:`wsjax.reweighted.rws_losses`); the gradient is the one
+        ``rws_grads`` computes.
         """
         params, fn = self.split()
-        key_wake, key_sleep = jax.random.split(key)
-        u = jnp.asarray(u, jnp.float32)
-        log_w, hs = jax.lax.stop_gradient(
-            objectives.log_weights(key_wake, params, u, num_samples, fn))
-        loss_p, loss_q = reweighted.rws_losses(params, u, hs, log_w, fn)
-        dreams = jax.lax.stop_gradient(
-            phases.sleep_samples(key_sleep, params, sleep_batch_size or u.shape[0], fn))
-        return (loss_p + insomnia * loss_q
-                + (1 - insomnia) * objectives.sleep_loss(params, *dreams, fn))
+        grads, info = reweighted.rws_grads(key, params, u, num_samples, insomnia,
+                                           sleep_batch_size, fn)
+        value = info.wake_p_loss + insomnia * info.wake_q_loss + (1 - insomnia) * info.sleep_loss
+        return _with_gradient(value, grads, params)
 
     # Likelihoods and sampling.
 
