@@ -14,6 +14,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
 __all__ = [
     "LogitsFn",
@@ -82,7 +83,9 @@ def bernoulli_log_prob(logits: jax.Array, x: jax.Array) -> jax.Array:
     r"""Log-probability of binary ``x`` under factorial Bernoulli(sigmoid(logits)).
 
     Uses :math:`\log p(x) = x\,l - \mathrm{softplus}(l)`, summed over the last
-    axis, which is exact and stable for any logit (no log of a sigmoid).
+    axis, which is exact and stable for any logit (no log of a sigmoid). Its
+    derivative in the logits is written as the delta rule's error
+    :math:`x - \sigma(l)` (one sigmoid; the forward softplus is not needed for it).
 
     Args:
       logits: array [..., n].
@@ -92,10 +95,35 @@ def bernoulli_log_prob(logits: jax.Array, x: jax.Array) -> jax.Array:
       Array [...]: the log-probability in nats, summed over the last axis.
     """
     x = jnp.asarray(x, logits.dtype)
-    return jnp.sum(x * logits - jax.nn.softplus(logits), axis=-1)
+    return jnp.sum(_log_prob_terms(logits, x), axis=-1)
+
+
+@jax.custom_jvp
+def _log_prob_terms(logits, x):
+    return x * logits - jax.nn.softplus(logits)
+
+
+def _log_prob_terms_jvp(primals, tangents):
+    logits, x = primals
+    t_logits, t_x = tangents
+    out = _log_prob_terms(logits, x)
+    tangent = jnp.zeros_like(out)
+    if not isinstance(t_logits, SymbolicZero):
+        tangent = tangent + (x - jax.nn.sigmoid(logits)) * t_logits
+    if not isinstance(t_x, SymbolicZero):
+        tangent = tangent + logits * t_x
+    return out, tangent
+
+
+_log_prob_terms.defjvp(_log_prob_terms_jvp, symbolic_zeros=True)
 
 
 def bernoulli_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
-    """Sample a binary array with P(1) = sigmoid(logits), as 0/1 in the dtype of ``logits``."""
-    u = jax.random.uniform(key, logits.shape, logits.dtype)
+    """Sample a binary array with P(1) = sigmoid(logits), as 0/1 in the dtype of ``logits``.
+
+    The uniforms are drawn as one flat vector and reshaped: the same numbers as
+    ``jax.random.uniform(key, logits.shape)`` (threefry counts elements in row-major
+    order), with less index arithmetic for arrays of more than one axis.
+    """
+    u = jnp.reshape(jax.random.uniform(key, (logits.size,), logits.dtype), logits.shape)
     return (u < jax.nn.sigmoid(logits)).astype(logits.dtype)

@@ -9,8 +9,11 @@ Its params are a plain pytree::
      "recognition": (rec_0, ..., rec_{L-1})}     # rec_l: h_l -> logits of h_{l+1}
 
 with each conditional ``{"w": [n_out, n_in], "b": [n_out]}`` for the default
-affine ``logits_fn``. Every function here works on one example (``u`` of shape
-[n_0]); batch with ``jax.vmap``. Every function takes ``logits_fn`` so that any
+affine ``logits_fn``. The log-probabilities and the samplers ``sample_recognition`` /
+``sample_generative`` work on one example (``u`` of shape [n_0]; batch with
+``jax.vmap``); ``sample_up``, ``sample_down`` and ``particle_log_probs`` work on a
+batch at once and draw each layer's noise for the whole batch from one key (the
+training phases use them). Every function takes ``logits_fn`` so that any
 conditional "layer params, input -> logits" can replace the affine one, for
 every layer and side at once or one per layer and side
 (:class:`wsjax.layers.Conditionals`); the layer params are then whatever that
@@ -46,8 +49,12 @@ __all__ = [
     "layer_sizes",
     "check_structure",
     "check_visible",
+    "apply_rows",
+    "sample_up",
+    "sample_down",
     "sample_recognition",
     "sample_generative",
+    "particle_log_probs",
     "log_prior",
     "log_generative",
     "log_joint",
@@ -303,10 +310,82 @@ def check_visible(params: dict, u, logits_fn: LogitsFn = dense_logits, *, batche
         )
 
 
+def apply_rows(fn: LogitsFn, layer, x: jax.Array) -> jax.Array:
+    """Apply a one-example conditional to every row of ``x`` [..., n_in] -> [..., n_out].
+
+    The rows are vmapped (for the affine conditional: one matrix product over all of them).
+    """
+    rows = jnp.reshape(x, (-1, x.shape[-1]))
+    out = jax.vmap(fn, in_axes=(None, 0))(layer, rows)
+    return jnp.reshape(out, (*x.shape[:-1], out.shape[-1]))
+
+
+def sample_up(
+    key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits,
+    num_samples: int | None = None,
+) -> tuple[jax.Array, ...]:
+    """Recognition samples for a batch, bottom-up, with one key per layer.
+
+    Layer l's noise for the whole batch is ``jax.random.uniform(keys[l], shape)`` with
+    ``keys = jax.random.split(key, L)``, so a batch costs L key splits however many
+    examples and samples it holds. With ``num_samples = K`` every example gets K
+    samples; they share ``u``, so the first recognition conditional is evaluated once
+    per example, not once per sample.
+
+    Args:
+      key: PRNG key.
+      params: the machine.
+      u: visible vectors [batch, n_visible] of 0/1.
+      num_samples: K (static), or None for one sample per example.
+
+    Returns:
+      (h_1, ..., h_L), float 0/1 arrays [batch, n_l] (None) or [batch, K, n_l].
+    """
+    keys = jax.random.split(key, len(params["recognition"]))
+    u = jnp.asarray(u, jnp.float32)
+    logits = apply_rows(conditional(logits_fn, "recognition", 0), params["recognition"][0], u)
+    if num_samples is not None:  # rows b*K .. b*K + K-1 are example b's samples
+        logits = jnp.repeat(logits, num_samples, axis=0)
+    rows = [bernoulli_sample(keys[0], logits)]
+    for l in range(1, len(params["recognition"])):
+        logits = apply_rows(conditional(logits_fn, "recognition", l), params["recognition"][l],
+                            rows[-1])
+        rows.append(bernoulli_sample(keys[l], logits))
+    if num_samples is None:
+        return tuple(rows)
+    return tuple(jnp.reshape(h, (u.shape[0], num_samples, h.shape[-1])) for h in rows)
+
+
+def sample_down(
+    key: jax.Array, params: dict, batch_size: int, logits_fn: LogitsFn = dense_logits
+) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    """Dream a batch top-down, h_L ~ P(h_L), ..., u ~ P(u | h_1), with one key per layer.
+
+    ``keys = jax.random.split(key, L + 1)``: keys[0] draws the top layer and
+    ``keys[L - l]`` layer l (l = 0 the visible one), each for the whole batch.
+
+    Returns:
+      (u [batch_size, n_0], (h_1 [batch_size, n_1], ..., h_L)), float 0/1 arrays.
+    """
+    num_layers = len(params["generative"])
+    keys = jax.random.split(key, num_layers + 1)
+    prior = params["prior"]["b"]
+    above = bernoulli_sample(keys[0], jnp.broadcast_to(prior, (batch_size, prior.shape[-1])))
+    hs = [above]
+    for l in reversed(range(num_layers)):
+        logits = apply_rows(conditional(logits_fn, "generative", l), params["generative"][l],
+                            above)
+        above = bernoulli_sample(keys[num_layers - l], logits)
+        hs.insert(0, above)
+    return hs[0], tuple(hs[1:])
+
+
 def sample_recognition(
     key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits
 ) -> tuple[jax.Array, ...]:
-    """Sample the hidden layers bottom-up from Q(h_1 | u) Q(h_2 | h_1) ...
+    """Sample the hidden layers of one example bottom-up from Q(h_1 | u) Q(h_2 | h_1) ...
+
+    The first row of :func:`sample_up` with the same key.
 
     Args:
       key: PRNG key.
@@ -316,13 +395,7 @@ def sample_recognition(
     Returns:
       (h_1, ..., h_L), float 0/1 arrays of widths n_1 .. n_L.
     """
-    keys = jax.random.split(key, len(params["recognition"]))
-    below = jnp.asarray(u, jnp.float32)
-    hs = []
-    for l, (layer, k) in enumerate(zip(params["recognition"], keys)):
-        below = bernoulli_sample(k, conditional(logits_fn, "recognition", l)(layer, below))
-        hs.append(below)
-    return tuple(hs)
+    return tuple(h[0] for h in sample_up(key, params, jnp.asarray(u)[None], logits_fn))
 
 
 def sample_generative(
@@ -330,18 +403,46 @@ def sample_generative(
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """Dream one example top-down: h_L ~ P(h_L), ..., u ~ P(u | h_1).
 
+    The first dream of :func:`sample_down` with the same key.
+
     Returns:
       (u, (h_1, ..., h_L)), float 0/1 arrays.
     """
-    num_layers = len(params["generative"])
-    keys = jax.random.split(key, num_layers + 1)
-    above = bernoulli_sample(keys[0], params["prior"]["b"])
-    hs = [above]
-    for l in reversed(range(num_layers)):
-        logits = conditional(logits_fn, "generative", l)(params["generative"][l], above)
-        above = bernoulli_sample(keys[num_layers - l], logits)
-        hs.insert(0, above)
-    return hs[0], tuple(hs[1:])
+    u, hs = sample_down(key, params, 1, logits_fn)
+    return u[0], tuple(h[0] for h in hs)
+
+
+def particle_log_probs(
+    params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
+) -> tuple[jax.Array, jax.Array]:
+    """log P(u, h_k) and log Q(h_k | u) for K samples per example, in nats.
+
+    Args:
+      params: the machine.
+      u: data [batch, n_visible].
+      hs: (h_1 [batch, K, n_1], ..., h_L [batch, K, n_L]).
+
+    Returns:
+      (log_p, log_q), each [batch, K]. The first recognition conditional is evaluated
+      once per example (its input ``u`` is the same for the K samples).
+    """
+    u = jnp.asarray(u, jnp.float32)
+    rec, gen = params["recognition"], params["generative"]
+    batch, num_samples = hs[0].shape[:2]
+    # Computed on 2-D rows [batch * K, n] (b * K + k for sample k of example b): XLA's CPU
+    # code is several times faster on them than on [batch, K, n] blocks at small widths.
+    hs = [jnp.reshape(h, (batch * num_samples, h.shape[-1])) for h in hs]
+    logits = apply_rows(conditional(logits_fn, "recognition", 0), rec[0], u)
+    log_q = bernoulli_log_prob(jnp.repeat(logits, num_samples, axis=0), hs[0])
+    for l in range(1, len(hs)):
+        log_q = log_q + bernoulli_log_prob(
+            apply_rows(conditional(logits_fn, "recognition", l), rec[l], hs[l - 1]), hs[l])
+    below = (jnp.repeat(u, num_samples, axis=0), *hs)
+    log_p = bernoulli_log_prob(params["prior"]["b"], hs[-1])
+    for l in range(len(hs)):
+        log_p = log_p + bernoulli_log_prob(
+            apply_rows(conditional(logits_fn, "generative", l), gen[l], hs[l]), below[l])
+    return (jnp.reshape(log_p, (batch, num_samples)), jnp.reshape(log_q, (batch, num_samples)))
 
 
 def log_prior(params: dict, top: jax.Array) -> jax.Array:

@@ -212,13 +212,14 @@ class HelmholtzMachine(nnx.Module):
         """The reweighted wake-sleep loss, whose gradient is :func:`wsjax.reweighted.rws_grads`.
 
         ``L_P + insomnia * L_Q + (1 - insomnia) * sleep loss``, each at fresh
-        samples (:func:`wsjax.reweighted.rws_losses`); the gradient is the one
-        ``rws_grads`` computes.
+        samples (:func:`wsjax.reweighted.rws_losses`; at insomnia 1 no dreams are drawn
+        and the last term is 0); the gradient is the one ``rws_grads`` computes.
         """
         params, fn = self.split()
         grads, info = reweighted.rws_grads(key, params, u, num_samples, insomnia,
                                            sleep_batch_size, fn)
-        value = info.wake_p_loss + insomnia * info.wake_q_loss + (1 - insomnia) * info.sleep_loss
+        sleep_term = jnp.where(insomnia == 1, 0.0, (1 - insomnia) * info.sleep_loss)
+        value = info.wake_p_loss + insomnia * info.wake_q_loss + sleep_term
         return _with_gradient(value, grads, params)
 
     # Likelihoods and sampling.

@@ -21,7 +21,14 @@ import jax.numpy as jnp
 
 from wsjax._api import check_positive_int, public
 from wsjax.layers import LogitsFn, dense_logits
-from wsjax.model import check_visible, layer_sizes, log_joint, log_recognition, sample_recognition
+from wsjax.model import (
+    check_visible,
+    layer_sizes,
+    log_joint,
+    log_recognition,
+    particle_log_probs,
+    sample_up,
+)
 
 __all__ = [
     "wake_loss",
@@ -82,7 +89,9 @@ def log_weights(
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """Draw K recognition samples per example and their log importance weights.
 
-    ``log w_k = log P(u, h_k) - log Q(h_k | u)`` with ``h_k ~ Q(. | u)``.
+    ``log w_k = log P(u, h_k) - log Q(h_k | u)`` with ``h_k ~ Q(. | u)``, the samples
+    those of ``wsjax.model.sample_up(key, params, u, num_samples=K)`` (one key split
+    per layer for the whole batch).
 
     Args:
       key: PRNG key.
@@ -94,15 +103,10 @@ def log_weights(
       (log_w [batch, K], hs) with hs = (h_1 [batch, K, n_1], ...).
     """
     check_visible(params, u, logits_fn, batched=True)
-    batch = u.shape[0]
-    keys = jax.random.split(key, (batch, num_samples))
-
-    def one(k, x):
-        hs = sample_recognition(k, params, x, logits_fn)
-        return log_joint(params, x, hs, logits_fn) - log_recognition(params, x, hs, logits_fn), hs
-
-    per_sample = jax.vmap(one, in_axes=(0, None))
-    return jax.vmap(per_sample)(keys, jnp.asarray(u, jnp.float32))
+    u = jnp.asarray(u, jnp.float32)
+    hs = sample_up(key, params, u, logits_fn, num_samples)
+    log_p, log_q = particle_log_probs(params, u, hs, logits_fn)
+    return log_p - log_q, hs
 
 
 def _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn):

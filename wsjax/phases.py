@@ -26,8 +26,8 @@ from wsjax.model import (
     generative_params,
     layer_sizes,
     recognition_params,
-    sample_generative,
-    sample_recognition,
+    sample_down,
+    sample_up,
 )
 from wsjax.objectives import sleep_loss, wake_loss
 
@@ -35,17 +35,21 @@ __all__ = ["wake_samples", "sleep_samples", "wake_grads", "sleep_grads", "wake_s
 
 
 def wake_samples(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits):
-    """Recognition samples for a batch: (h_1 [batch, n_1], ..., h_L [batch, n_L])."""
+    """Recognition samples for a batch: (h_1 [batch, n_1], ..., h_L [batch, n_L]).
+
+    One key split per layer (``wsjax.model.sample_up``).
+    """
     check_visible(params, u, logits_fn, batched=True)
-    keys = jax.random.split(key, u.shape[0])
-    return jax.vmap(sample_recognition, in_axes=(0, None, 0, None))(keys, params, u, logits_fn)
+    return sample_up(key, params, u, logits_fn)
 
 
 def sleep_samples(key: jax.Array, params: dict, batch_size: int, logits_fn: LogitsFn = dense_logits):
-    """Dream ``batch_size`` (static) examples: (u [batch, n_0], (h_1, ..., h_L))."""
+    """Dream ``batch_size`` (static) examples: (u [batch, n_0], (h_1, ..., h_L)).
+
+    One key split per layer (``wsjax.model.sample_down``).
+    """
     layer_sizes(params, logits_fn)  # a malformed machine fails here, with a message
-    keys = jax.random.split(key, check_positive_int(batch_size, "batch_size"))
-    return jax.vmap(sample_generative, in_axes=(0, None, None))(keys, params, logits_fn)
+    return sample_down(key, params, check_positive_int(batch_size, "batch_size"), logits_fn)
 
 
 def _merge(params, part):

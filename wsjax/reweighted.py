@@ -28,8 +28,8 @@ wake delta rule.
 
 Key use: :func:`rws_grads` and :func:`rws_step` split their key once,
 ``wake_key, sleep_key = jax.random.split(key)``. The K importance samples are
-those of ``log_weights(wake_key, params, u, K)`` (one key per example and
-sample, ``jax.random.split(wake_key, (batch, K))``), which for K = 1 are the
+those of ``log_weights(wake_key, params, u, K)`` (one key per layer for the
+whole [batch, K] block, ``wsjax.model.sample_up``), which for K = 1 are the
 very samples ``wake_samples(wake_key, params, u)`` draws; the dreams are those
 of ``sleep_samples(sleep_key, params, sleep_batch_size)``, as in
 ``sleep_step(sleep_key, ...)``. So with K = 1 and insomnia = 0 one
@@ -37,9 +37,7 @@ of ``sleep_samples(sleep_key, params, sleep_batch_size)``, as in
 and a sleep step with ``sleep_key``, both taken from the same starting params
 (the simultaneous update of ``wsjax.wake_sleep``), equal up to float rounding
 since XLA compiles and fuses the two programs differently.
-The wake samples are not drawn from ``key`` itself because a sleep key derived
-from it would collide with them: with the default partitionable threefry,
-``jax.random.split(key)[1]`` is ``jax.random.split(key, (B, K))`` flattened at 1.
+The wake samples are not drawn from ``key`` itself, so that no stream is used twice.
 
 References:
   Bornschein & Bengio (2015), Reweighted wake-sleep. ICLR.
@@ -63,11 +61,10 @@ from wsjax.model import (
     check_visible,
     generative_params,
     layer_sizes,
-    log_joint,
-    log_recognition,
+    particle_log_probs,
     recognition_params,
+    sample_up,
 )
-from wsjax.objectives import log_weights
 from wsjax.phases import sleep_grads
 
 __all__ = ["RWSInfo", "normalized_weights", "rws_losses", "rws_grads", "rws_step"]
@@ -83,7 +80,8 @@ class RWSInfo(NamedTuple):
         between 1 and K.
       wake_p_loss: the generative wake loss :math:`L_P` of :func:`rws_losses`.
       wake_q_loss: the recognition wake loss :math:`L_Q` of :func:`rws_losses`.
-      sleep_loss: the classic sleep loss on the dreams.
+      sleep_loss: the classic sleep loss on the dreams; NaN at insomnia 1, where no
+        dreams are drawn.
     """
 
     iw_bound: jax.Array
@@ -168,18 +166,13 @@ def rws_losses(
     """
     hs = tuple(hs)
     _check_samples(params, u, hs, log_w, logits_fn)
-    u = jnp.asarray(u, jnp.float32)
+    log_p, log_q = particle_log_probs(params, u, hs, logits_fn)
+    return _weighted_losses(log_w, log_p, log_q)
+
+
+def _weighted_losses(log_w, log_p, log_q):
     w = normalized_weights(log_w)
-
-    def per_example(x, h):
-        lj = jax.vmap(lambda *hk: log_joint(params, x, hk, logits_fn))(*h)
-        lq = jax.vmap(lambda *hk: log_recognition(params, x, hk, logits_fn))(*h)
-        return lj, lq
-
-    lj, lq = jax.vmap(per_example)(u, hs)  # [batch, K] each
-    wake_p_loss = -jnp.mean(jnp.sum(w * lj, axis=1))
-    wake_q_loss = -jnp.mean(jnp.sum(w * lq, axis=1))
-    return wake_p_loss, wake_q_loss
+    return -jnp.mean(jnp.sum(w * log_p, axis=1)), -jnp.mean(jnp.sum(w * log_q, axis=1))
 
 
 def _check_insomnia(insomnia):
@@ -205,9 +198,9 @@ def rws_grads(
     .. math:: \iota\, \nabla L_Q + (1 - \iota)\, \nabla L_{\text{sleep}}
 
     with :math:`\iota` = ``insomnia`` and :math:`L_{\text{sleep}}` the classic
-    sleep loss on ``sleep_batch_size`` fresh dreams. Both recognition terms are
-    always computed (the dreams are cheap next to the K samples per example),
-    so ``insomnia`` may be traced.
+    sleep loss on ``sleep_batch_size`` fresh dreams. At insomnia 1 no dreams are
+    drawn (a ``lax.cond`` when ``insomnia`` is traced, which under a ``vmap`` over
+    insomnia computes both) and ``info.sleep_loss`` is NaN.
 
     Key use: ``wake_key, sleep_key = jax.random.split(key)``; the samples are
     those of ``log_weights(wake_key, ...)`` (for K = 1, those of
@@ -243,22 +236,38 @@ def rws_grads(
     u = jnp.asarray(u, jnp.float32)
 
     wake_key, sleep_key = jax.random.split(key)
-    log_w, hs = log_weights(wake_key, params, u, num_samples, logits_fn)
 
     def total_loss(halves):
-        # L_P depends on the generative half only and L_Q on the recognition
-        # half only, so one gradient of their sum holds both.
-        losses = rws_losses({**params, **halves}, u, hs, log_w, logits_fn)
-        return losses[0] + losses[1], losses
+        # The samples and log-weights of log_weights(wake_key, ...), computed inside the
+        # differentiated function so that the backward pass reuses the forward products.
+        # L_P depends on the generative half only and L_Q on the recognition half only,
+        # so one gradient of their sum holds both.
+        p = {**params, **halves}
+        hs = jax.lax.stop_gradient(sample_up(wake_key, p, u, logits_fn, num_samples))
+        log_p, log_q = particle_log_probs(p, u, hs, logits_fn)
+        log_w = jax.lax.stop_gradient(log_p - log_q)
+        losses = _weighted_losses(log_w, log_p, log_q)
+        return losses[0] + losses[1], (losses, log_w)
 
     halves = {**generative_params(params), **recognition_params(params)}
-    wake_grads, (wake_p_loss, wake_q_loss) = jax.grad(total_loss, has_aux=True)(halves)
+    wake_grads, ((wake_p_loss, wake_q_loss), log_w) = jax.grad(total_loss, has_aux=True)(halves)
     gen_grads = generative_params(wake_grads)
     wake_q_grads = recognition_params(wake_grads)
-    sleep_rec_grads, sleep_loss = sleep_grads(sleep_key, params, sleep_batch_size, logits_fn)
-    rec_grads = jax.tree.map(
-        lambda q, s: insomnia * q + (1 - insomnia) * s, wake_q_grads, sleep_rec_grads
-    )
+
+    def with_sleep():
+        sleep_rec_grads, sleep_loss = sleep_grads(sleep_key, params, sleep_batch_size, logits_fn)
+        mixed = jax.tree.map(lambda q, s: insomnia * q + (1 - insomnia) * s, wake_q_grads,
+                             sleep_rec_grads)
+        return mixed, sleep_loss
+
+    def without_sleep():  # insomnia == 1: the dreams would be weighted by 0
+        return wake_q_grads, jnp.full((), jnp.nan, jnp.float32)
+
+    if isinstance(insomnia, (int, float)) and not isinstance(insomnia, bool):
+        rec_grads, sleep_loss = without_sleep() if insomnia == 1 else with_sleep()
+    else:
+        rec_grads, sleep_loss = jax.lax.cond(jnp.asarray(insomnia) == 1, without_sleep,
+                                             with_sleep)
 
     w = normalized_weights(log_w)
     info = RWSInfo(
