@@ -4,14 +4,16 @@ r"""Benchmarks that print figures (never asserted in tests): what the kit costs,
   --sizes, batch --batch_size, against a minimal hand-written JAX implementation of the same
   math timed in the same rounds (so every figure is also a ratio to it):
   * ceilings: fp32 matmul on a --ceiling_size^3 product and on the shapes a step uses; one jit
-    dispatch of a trivial program; one uniform draw (threefry), for the Bernoulli samples;
+    dispatch of a trivial program; one uniform draw (threefry), for the Bernoulli samples, and
+    one Bernoulli drawn from a 16-bit slice of a random word (the lever of fewer random bits,
+    which the kit does not use: see the README);
   * per size and algorithm: steps/s and examples/s of one run under lax.scan of --scan_steps
     steps and with one jitted call per step; of a vmapped sweep of --num_seeds seeds (scan);
     the matmul FLOPs per step (counted from the shapes) over time as a fraction of the
     measured matmul ceiling; compile time of the scan programs; the sweep's memory (XLA's
     memory analysis of the compiled program: arguments, outputs and temporaries).
   Implementations: "minimal" (this file: batch-major, one key split per step, the delta rules
-  written out), "contract" (``wsjax.wake_step`` + ``wsjax.sleep_step``, ``wsjax.rws_step``) and
+  written out; its RWS evaluates every conditional on all B*K rows), "contract" (``wsjax.wake_step`` + ``wsjax.sleep_step``, ``wsjax.rws_step``) and
   "bundle" (``wsjax.wake_sleep(optax.sgd)`` / ``wsjax.rws(optax.sgd, 5)``: ``algo.step`` on a
   ``State``). RWS runs at insomnia 1 (the contract step's default: the recognition half learns
   from the weighted wake samples); the minimal RWS therefore draws no dreams.
@@ -209,6 +211,17 @@ def ceilings(size, shapes, rounds):
     uniform = jax.jit(lambda k: jnp.sum(jax.random.uniform(k, (draws,))))
     t = _time(lambda: uniform(jax.random.key(3)), max(3, rounds), warmup=1)
     out["uniform_draw_ns"] = t[0] / draws * 1e9
+
+    # The lever of fewer random bits per Bernoulli: two 16-bit slices of each 32-bit word,
+    # each compared with a probability quantized to 1/65536 (half the threefry calls).
+    def sliced(k):
+        words = jax.random.bits(k, (draws // 2,), jnp.uint32)
+        threshold = jnp.uint32(19661)  # 0.3 * 65536
+        return jnp.sum((words & 0xFFFF) < threshold) + jnp.sum((words >> 16) < threshold)
+
+    sixteen = jax.jit(sliced)
+    t = _time(lambda: sixteen(jax.random.key(3)), max(3, rounds), warmup=1)
+    out["bernoulli_16bit_slice_ns"] = t[0] / draws * 1e9
     return out
 
 
@@ -313,7 +326,8 @@ def steps_suite():
           + "; ".join(f"{k[7:-7]} {v:.1f} GFLOP/s" for k, v in ceiling.items()
                       if k.startswith("matmul_") and k != "matmul_square_gflops")
           + f"; jit dispatch {ceiling['jit_dispatch_us']:.1f} us; one uniform draw "
-          f"{ceiling['uniform_draw_ns']:.2f} ns\n")
+          f"{ceiling['uniform_draw_ns']:.2f} ns (one Bernoulli from a 16-bit slice of a word: "
+          f"{ceiling['bernoulli_16bit_slice_ns']:.2f} ns)\n")
     print("| machine | algorithm | implementation | scan steps/s | x minimal | jit/step steps/s | "
           "x minimal | sweep of seeds, steps/s | x minimal | GFLOP/s | of ceiling | compile s | "
           "sweep memory MB |")

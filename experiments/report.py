@@ -1,12 +1,16 @@
 r"""Print the Markdown results table of finished runs, from their files alone.
 
   python -m experiments.report runs/bars [runs/other ...]
+  python -m experiments.report --table runs/mnist_ws runs/mnist_rws ...   # one table, a row per run
 
 For each run directory (written by any experiment: ``results.json``, and ``test.json``
 when the experiment wrote one) prints the command that made it, its runs and wall time, and
 one row per grid point: the final metric's median, mean +- std and best over seeds, the
 diverged runs and every seed's final value, sorted; with a ``test.json`` (experiments.mnist)
-also the final test NLL and the epochs. The README's results tables are this output.
+also the final test NLL and the epochs. With ``--table``, one table over all the directories
+instead: a row per run directory and grid point with its machine, algorithm, epochs, wall time,
+final metric, test NLL and command (the MNIST table of the README). The README's results tables
+are this output.
 """
 
 import json
@@ -14,9 +18,13 @@ import math
 import os
 
 import numpy as np
-from absl import app
+from absl import app, flags
 
 from experiments import common
+
+flags.DEFINE_bool("table", False, "One table over all the run directories, a row per run and "
+                  "grid point, instead of a section per directory.")
+FLAGS = flags.FLAGS
 
 
 def _read(path):
@@ -77,13 +85,63 @@ def report(run_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def table(run_dirs) -> str:
+    """One Markdown table over run directories: a row per directory and grid point."""
+    head = ["machine", "algorithm", "grid point", "epochs", "training", "s / epoch",
+            "final metric (median)", "test NLL, median (best)", "command"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run_dir in run_dirs:
+        results = _read(os.path.join(run_dir, "results.json"))
+        if results is None:
+            raise app.UsageError(f"{run_dir}: no results.json (not a finished run of the kit)")
+        settings = _read(os.path.join(run_dir, "sweep.json")) or {}
+        test = _read(os.path.join(run_dir, "test.json"))
+        algo = settings.get("algorithm", {})
+        name = algo.get("name", results.get("algorithm", "?"))
+        if name == "rws":
+            name += f" K={algo.get('num_samples')}"
+            insomnia = settings.get("hyperparams", {}).get("insomnia")
+            if insomnia is not None:
+                name += f", insomnia {insomnia:g}"
+        if algo.get("optimizer"):
+            name += f", {algo['optimizer']}"
+        sizes = results.get("layer_sizes") or settings.get("layer_sizes") or []
+        summary, metric = results["summary"], results["summary"]["metric"]
+        tests = ({tuple(sorted(p["labels"].items())): p["values"] for p in test["test_nll"]}
+                 if test else {})
+        epochs = test["epochs"] if test else None
+        per_epoch = test.get("seconds_per_epoch") if test else None
+        for row in summary["rows"]:
+            key = tuple(sorted(row["labels"].items()))
+            point = ", ".join(f"{a} {row['labels'][a]}" for a in summary["axes"])
+            cells = ["-".join(str(n) for n in sizes), name, point,
+                     "" if epochs is None else f"{epochs:g}",
+                     f"{results['seconds'] / 60:.1f} min", "" if per_epoch is None else f"{per_epoch:.1f}",
+                     f"{metric} {_fmt(row['median'], 2)}"]
+            if key in tests:
+                t = np.asarray(tests[key], float)
+                ok = t[np.isfinite(t)]
+                cells.append(f"**{_fmt(float(np.median(ok)), 2)}** ({_fmt(float(ok.min()), 2)}), "
+                             f"K={test['test_importance_samples']}, {test['test_examples']} images"
+                             if ok.size else "nan")
+            else:
+                cells.append("")
+            command = results.get("command")
+            cells.append(f"`{command}`" if command else "(not recorded)")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv):
     if len(argv) < 2:
         raise app.UsageError("give one or more run directories: python -m experiments.report DIR...")
     for run_dir in argv[1:]:
         if not os.path.isdir(run_dir):
             raise app.UsageError(f"{run_dir}: not a directory")
-    print("\n".join(report(d) for d in argv[1:]), end="")
+    if FLAGS.table:
+        print(table(argv[1:]), end="")
+    else:
+        print("\n".join(report(d) for d in argv[1:]), end="")
 
 
 if __name__ == "__main__":

@@ -156,6 +156,12 @@ def test_mnist_on_user_files_trains_checkpoints_and_reports(run_module, tmp_path
     assert sorted(os.listdir(out / "checkpoints")) == ["1", "2"]
     table = run_module("experiments.report", str(out), timeout=60).stdout
     assert "test NLL (K=16, 60 images), median" in table and f"{nll:.2f}" in table
+    row = run_module("experiments.report", "--table", str(out), timeout=60).stdout.splitlines()[2]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:4] == ["784-20-5", "rws K=3, insomnia 0.5, adam", "learning_rate 0.001", "2"]
+    assert cells[5] == f"{test['seconds_per_epoch']:.1f}"
+    assert cells[7].startswith(f"**{nll:.2f}** ({nll:.2f}), K=16, 60 images")
+    assert cells[8].startswith("`python -m experiments.mnist --data_path=")
     for name in ("dreams.png", "weights.png", "curves.png", "flags.txt", "results.json"):
         assert os.path.getsize(out / name) > 0
     # Started again with the same directory: nothing left to train, the same test estimate.
