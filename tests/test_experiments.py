@@ -80,7 +80,9 @@ def test_bars_rejects_impossible_flags_before_compiling(flag, message, run_modul
 
 
 def test_a_diverged_rate_is_reported_and_everything_else_written(run_module, tmp_path):
-    args = [f"--output_dir={tmp_path}", "--learning_rates=1,1e38", "--num_seeds=2",
+    # The delta rules bound each update by the rate, so the rate must overflow float32 in a
+    # few steps (3e38 ~ its largest value) for the weights, and the KL, to become inf or NaN.
+    args = [f"--output_dir={tmp_path}", "--learning_rates=1,3e38", "--num_seeds=2",
             "--num_steps=200", "--num_evals=2"]
     for attempt in range(2):  # the rerun resumes the finished sweep and writes it all again
         proc = run_module("experiments.bars", *args, timeout=120)

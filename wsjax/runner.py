@@ -30,6 +30,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from typing import Any, Callable, Mapping, NamedTuple
 
 from absl import logging
@@ -388,8 +389,11 @@ def run_sweep(
             grid_metrics = {k: v.reshape(*shape, num_seeds) for k, v in metrics.items()}
             if on_eval is not None:
                 on_eval(e, grid_metrics)
-            medians = " ".join(f"{k} {np.nanmedian(v):.4g}" for k, v in grid_metrics.items()
-                               if k != "step")
+            # A metric may be NaN in every run (RWS's sleep_loss at insomnia 1): logged as nan.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                medians = " ".join(f"{k} {np.nanmedian(v):.4g}" for k, v in grid_metrics.items()
+                                   if k != "step")
             if speed is None:
                 logging.info("step %d/%d  first chunk %.1f s (with compilation)  (medians: %s)",
                              (e + 1) * config.eval_every, config.num_steps, first_chunk_seconds,
