@@ -91,3 +91,48 @@ def test_wrong_width_and_bad_k():
         wsjax.estimate_log_prob(jax.random.key(0), params, u[:, :5], 10)
     with pytest.raises(ValueError, match="num_samples"):
         wsjax.estimate_log_prob(jax.random.key(0), params, u, 0)
+
+
+def test_batched_particles_are_the_one_example_functions_and_q_distributed():
+    # log_weights draws a [batch, K] block at once (one key per layer, the first recognition
+    # conditional evaluated once per example): every log-weight must equal log P - log Q of
+    # the one-example functions at its own sample, and the samples must follow Q.
+    params = random_machine(4, (6, 4, 3, 2))
+    u = jnp.asarray(np.random.default_rng(4).integers(0, 2, (3, 6)), jnp.float32)
+    K = 20_000
+    lw, hs = jax.jit(objectives.log_weights, static_argnums=3)(jax.random.key(5), params, u, K)
+    assert lw.shape == (3, K) and [h.shape for h in hs] == [(3, K, 4), (3, K, 3), (3, K, 2)]
+    picks = [(0, 0), (1, 7), (2, K - 1)]
+    for b, k in picks:
+        h = tuple(layer[b, k] for layer in hs)
+        want = wsjax.model.log_joint(params, u[b], h) - wsjax.model.log_recognition(params, u[b], h)
+        np.testing.assert_allclose(lw[b, k], want, rtol=1e-5, atol=1e-5)
+    # Layer 1 given u, and layer 2 given layer 1, at the frequencies Q says (binomial error).
+    rec = params["recognition"]
+    for b in range(3):
+        q1 = jax.nn.sigmoid(rec[0]["w"] @ u[b] + rec[0]["b"])
+        np.testing.assert_allclose(hs[0][b].mean(0), q1, atol=4 * 0.5 / np.sqrt(K))
+        q2 = jax.nn.sigmoid(hs[0][b] @ rec[1]["w"].T + rec[1]["b"]).mean(0)
+        np.testing.assert_allclose(hs[1][b].mean(0), q2, atol=4 * 0.5 / np.sqrt(K))
+        # The K samples of one example are independent draws: neighbours co-occur at q^2.
+        both = (hs[0][b, :-1] * hs[0][b, 1:]).mean(0)
+        np.testing.assert_allclose(both, q1**2, atol=4 * 0.5 / np.sqrt(K))
+
+
+def test_one_example_samplers_are_the_first_row_of_the_batched_ones():
+    params = random_machine(6, (6, 4, 3))
+    u = jnp.asarray(np.random.default_rng(6).integers(0, 2, (5, 6)), jnp.float32)
+    key = jax.random.key(7)
+    batch = wsjax.model.sample_up(key, params, u)
+    one = wsjax.sample_recognition(key, params, u[0])
+    for b, o in zip(batch, one):
+        np.testing.assert_array_equal(b[0], o)
+    dreams_u, dreams_h = wsjax.model.sample_down(key, params, 5)
+    one_u, one_h = wsjax.sample_generative(key, params)
+    np.testing.assert_array_equal(dreams_u[0], one_u)
+    for b, o in zip(dreams_h, one_h):
+        np.testing.assert_array_equal(b[0], o)
+    # The flat draw of bernoulli_sample is the shaped draw (threefry counts row-major).
+    logits = jnp.zeros((4, 3, 5))
+    shaped = (jax.random.uniform(key, logits.shape) < 0.5).astype(jnp.float32)
+    np.testing.assert_array_equal(wsjax.layers.bernoulli_sample(key, logits), shaped)
