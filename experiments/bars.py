@@ -26,7 +26,7 @@ common.define_flags(learning_rates=["4:8", "4:16"], num_seeds=16, num_steps=100_
                     batch_size=20, layer_sizes=["16", "8", "1"], lr_decay=0.01,
                     init_scale=["0", "1"], layer_rate_scales=["1", "0.01:10"],
                     init_biases="-2.5:-2.5:-1.4", num_evals=20, vectorize="runs",
-                    output_dir="runs/bars")
+                    cpu_devices=0, output_dir="runs/bars")
 FLAGS = flags.FLAGS
 
 

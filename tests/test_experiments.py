@@ -2,9 +2,13 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +25,9 @@ def test_bars_writes_every_result_and_figure(bars_run):
                  "summary.md", "weights.png", "fantasies.png", "curves.png", "final_vs_axis.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     assert "steps/s" in proc.stderr and "Best run" in proc.stdout
+    # bars splits the CPU into one device per core (--cpu_devices=0), except where XLA_FLAGS
+    # already names a device count, as the test harness does (1).
+    assert "over 1 devices" in proc.stderr
     npz = np.load(os.path.join(out, "metrics.npz"))
     assert npz["kl_bits"].shape == (2, 2, 4) and list(npz["step"]) == [100, 200, 300, 400]
     np.testing.assert_array_equal(npz["learning_rate"], [[1, 1], [2, 4]])
@@ -196,3 +203,19 @@ def test_mnist_names_a_missing_test_split_and_bad_test_flags(run_module, tmp_pat
         assert proc.returncode == 2
         assert f"--test_examples must be positive, got {value}" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_cpu_devices_splits_the_host_unless_xla_flags_already_do(run_module, tmp_path):
+    env = run_module.env()
+    env["XLA_FLAGS"] = env["XLA_FLAGS"].replace("--xla_force_host_platform_device_count=1", "")
+    args = [sys.executable, "-m", "experiments.bars", "--num_steps=100", "--num_evals=1",
+            "--num_seeds=2", "--cpu_devices=2"]
+    split = subprocess.run([*args, f"--output_dir={tmp_path / 'a'}"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert split.returncode == 0, split.stderr[-2000:]
+    assert "in 2 blocks of 2 (runs vectorized) over 2 devices" in split.stderr
+    bad = run_module("experiments.bars", "--cpu_devices=-1", f"--output_dir={tmp_path / 'c'}",
+                     timeout=60, check=False)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "experiments.bars: error: --cpu_devices must be >= 0, got -1")
