@@ -7,7 +7,8 @@ For each run directory (written by any experiment: ``results.json``, and ``test.
 when the experiment wrote one) prints the command that made it, its runs and wall time, and
 one row per grid point: the final metric's median, mean +- std and best over seeds, the
 diverged runs and every seed's final value, sorted; with a ``test.json`` (experiments.mnist)
-also the final test NLL and the epochs. With ``--table``, one table over all the directories
+also the final test NLL and the epochs; with a ``direction.json`` (experiments.shifter) the best
+top unit's direction accuracy of every seed. With ``--table``, one table over all the directories
 instead: a row per run directory and grid point with its machine, algorithm, epochs, wall time,
 final metric, test NLL and command (the MNIST table of the README). The README's results tables
 are this output.
@@ -47,6 +48,7 @@ def report(run_dir: str) -> str:
     if results is None:
         raise app.UsageError(f"{run_dir}: no results.json (not a finished run of the kit)")
     test = _read(os.path.join(run_dir, "test.json"))
+    direction = _read(os.path.join(run_dir, "direction.json"))
     summary = results["summary"]
     metric, axes = summary["metric"], summary["axes"]
     finals = {tuple(sorted(p["labels"].items())): p["values"] for p in results["final"]}
@@ -64,6 +66,10 @@ def report(run_dir: str) -> str:
         k = test["test_importance_samples"]
         head += [f"test NLL (K={k}, {test['test_examples']} images), median", "best test NLL"]
         tests = {tuple(sorted(p["labels"].items())): p["values"] for p in test["test_nll"]}
+    if direction:
+        head += ["best top unit's direction accuracy, every seed sorted", "runs >= 0.9"]
+        accuracy = {tuple(sorted(p["labels"].items())): p["values"]
+                    for p in direction["best_top_unit_accuracy"]}
     head.append("every seed, sorted")
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary["rows"]:
@@ -77,6 +83,9 @@ def report(run_dir: str) -> str:
             ok = t[np.isfinite(t)]
             cells += [_fmt(float(np.median(ok)) if ok.size else None, 2),
                       _fmt(float(ok.min()) if ok.size else None, 2)]
+        if direction:
+            acc = np.sort(np.asarray(accuracy[key], float))
+            cells += [" ".join(_fmt(v, 2) for v in acc), f"{int(np.sum(acc >= 0.9))} / {acc.size}"]
         cells.append(" ".join(_fmt(v, digits) for v in np.sort(values)))
         lines.append("| " + " | ".join(cells) + " |")
     if test:

@@ -137,6 +137,10 @@ def test_shifter_reports_direction_accuracy(run_module, tmp_path):
     assert abs(report["fraction_of_probability_unambiguous"] - (1 - ambiguous)) < 1e-6
     for name in ("weights.png", "fantasies.png", "metrics.npz", "summary.md"):
         assert os.path.getsize(tmp_path / name) > 0
+    row = run_module("experiments.report", str(tmp_path), timeout=60).stdout.splitlines()[-1]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[5] == " ".join(f"{a:.2f}" for a in sorted(acc))
+    assert cells[6] == f"{sum(a >= 0.9 for a in acc)} / 2"
 
 
 def _tiny_mnist(path, bad_value=None):
