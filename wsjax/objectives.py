@@ -103,10 +103,17 @@ def log_weights(
       (log_w [batch, K], hs) with hs = (h_1 [batch, K, n_1], ...).
     """
     check_visible(params, u, logits_fn, batched=True)
-    u = jnp.asarray(u, jnp.float32)
-    hs = sample_up(key, params, u, logits_fn, num_samples)
-    log_p, log_q = particle_log_probs(params, u, hs, logits_fn)
+    hs, log_p, log_q = _particles(key, params, u, num_samples, logits_fn)
     return log_p - log_q, hs
+
+
+def _particles(key, params, u, num_samples, logits_fn):
+    """The samples of :func:`log_weights` (held fixed for differentiation) and their
+    (log P, log Q), each [batch, K]: differentiable in the params, for reweighted wake-sleep."""
+    u = jnp.asarray(u, jnp.float32)
+    hs = jax.lax.stop_gradient(sample_up(key, params, u, logits_fn, num_samples))
+    log_p, log_q = particle_log_probs(params, u, hs, logits_fn)
+    return hs, log_p, log_q
 
 
 def _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn):

@@ -63,8 +63,8 @@ from wsjax.model import (
     layer_sizes,
     particle_log_probs,
     recognition_params,
-    sample_up,
 )
+from wsjax.objectives import _particles
 from wsjax.phases import sleep_grads
 
 __all__ = ["RWSInfo", "normalized_weights", "rws_losses", "rws_grads", "rws_step"]
@@ -242,9 +242,7 @@ def rws_grads(
         # differentiated function so that the backward pass reuses the forward products.
         # L_P depends on the generative half only and L_Q on the recognition half only,
         # so one gradient of their sum holds both.
-        p = {**params, **halves}
-        hs = jax.lax.stop_gradient(sample_up(wake_key, p, u, logits_fn, num_samples))
-        log_p, log_q = particle_log_probs(p, u, hs, logits_fn)
+        _, log_p, log_q = _particles(wake_key, {**params, **halves}, u, num_samples, logits_fn)
         log_w = jax.lax.stop_gradient(log_p - log_q)
         losses = _weighted_losses(log_w, log_p, log_q)
         return losses[0] + losses[1], (losses, log_w)
