@@ -8,6 +8,9 @@ summary.md, results.json, curves.png, final_vs_axis.png) and
 
   weights.png     generative weights of the best run, one 4x4 field per hidden unit
   fantasies.png   images dreamed by the best run
+  structure.json  what each run learned, at the end: how many of the 8 bars some
+                  hidden unit draws on its own, and how well its best top unit
+                  tells the orientation (the task's bars_drawn and orientation metrics)
 
   python -m experiments.bars --output_dir=runs/bars
 """
@@ -25,7 +28,7 @@ from wsjax import plotting, tasks
 common.define_flags(learning_rates=["4:8", "4:16"], num_seeds=16, num_steps=100_000,
                     batch_size=20, layer_sizes=["16", "8", "1"], lr_decay=0.01,
                     init_scale=["0", "1"], layer_rate_scales=["1", "0.01:10"],
-                    init_biases="-2.5:-2.5:-1.4", num_evals=20, vectorize="runs",
+                    init_biases="-2.5:-3.5:-1.4", num_evals=20, vectorize="runs",
                     cpu_devices=0, output_dir="runs/bars")
 FLAGS = flags.FLAGS
 
@@ -36,6 +39,19 @@ def main(argv):
     task = tasks.bars()
     trainer, hyperparams, axes = common.build(task)
     result, summary = common.run(task, trainer, hyperparams, axes)
+    final = {k: np.asarray(result.metrics[k][..., -1]) for k in ("bars_drawn", "orientation")}
+    by_point = lambda a: [dict(labels=row["labels"], values=a[tuple(row["index"])].tolist())
+                          for row in summary["rows"]]
+    every_bar, oriented = final["bars_drawn"] == 8, final["orientation"] >= 0.9
+    common.write_json("structure.json", {
+        "bars_drawn": by_point(final["bars_drawn"]),
+        "best_top_unit_orientation_accuracy": by_point(final["orientation"]),
+        "runs_with_every_bar": int(every_bar.sum()), "runs_oriented": int(oriented.sum()),
+        "runs_with_both": int((every_bar & oriented).sum()), "runs": int(every_bar.size)})
+    print(f"of {every_bar.size} runs: {int(every_bar.sum())} draw all 8 bars, "
+          f"{int(oriented.sum())} have a top unit that tells the orientation (accuracy >= 0.9), "
+          f"{int((every_bar & oriented).sum())} both")
+
     out, best = FLAGS.output_dir, common.best_params(result, summary)
     fields = np.asarray(best["generative"][0]["w"]).T  # [n_1, 16]: hidden unit -> pixels
     labels = None

@@ -81,18 +81,17 @@ def main(argv):
         on_batch=lambda done, total, s: logging.info("test log-likelihood: %d/%d images, %.0f s",
                                                      done, total, s))
     baseline = evaluation.factorial_baseline_nll(task.splits["train"], test)
-    trained_epochs = ((config.num_steps // config.eval_every - result.resumed_from)
-                      * config.eval_every * config.batch_size / num_train)
     points = runner.summarize(result, "test_nll")["rows"]
+    epochs = config.num_steps * config.batch_size / num_train
     common.write_json("test.json", dict(
         dataset=task.name, test_examples=int(test.shape[0]),
         test_importance_samples=FLAGS.test_samples,
         test_nll=[dict(labels=row["labels"], values=(-log_lik[tuple(row["index"])]).tolist())
                   for row in points],
         factorial_bernoulli_test_nll=baseline,
-        epochs=config.num_steps * config.batch_size / num_train,
-        train_seconds_this_process=result.seconds, resumed_from_eval=result.resumed_from,
-        seconds_per_epoch=(result.seconds / trained_epochs if trained_epochs else None)))
+        epochs=epochs, train_seconds=result.seconds,
+        train_seconds_this_process=result.session_seconds, resumed_from_eval=result.resumed_from,
+        seconds_per_epoch=result.seconds / epochs))
 
     out, best = FLAGS.output_dir, common.best_params(result, summary)
     dreams, _ = jax.vmap(wsjax.sample_generative, in_axes=(0, None))(

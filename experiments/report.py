@@ -8,7 +8,8 @@ when the experiment wrote one) prints the command that made it, its runs and wal
 one row per grid point: the final metric's median, mean +- std and best over seeds, the
 diverged runs and every seed's final value, sorted; with a ``test.json`` (experiments.mnist)
 also the final test NLL and the epochs; with a ``direction.json`` (experiments.shifter) the best
-top unit's direction accuracy of every seed. With ``--table``, one table over all the directories
+top unit's direction accuracy of every seed; with a ``structure.json`` (experiments.bars) the runs
+whose hidden units draw every bar and whose top unit tells the orientation. With ``--table``, one table over all the directories
 instead: a row per run directory and grid point with its machine, algorithm, epochs, wall time,
 final metric, test NLL and command (the MNIST table of the README). The README's results tables
 are this output.
@@ -49,6 +50,7 @@ def report(run_dir: str) -> str:
         raise app.UsageError(f"{run_dir}: no results.json (not a finished run of the kit)")
     test = _read(os.path.join(run_dir, "test.json"))
     direction = _read(os.path.join(run_dir, "direction.json"))
+    structure = _read(os.path.join(run_dir, "structure.json"))
     summary = results["summary"]
     metric, axes = summary["metric"], summary["axes"]
     finals = {tuple(sorted(p["labels"].items())): p["values"] for p in results["final"]}
@@ -70,6 +72,11 @@ def report(run_dir: str) -> str:
         head += ["best top unit's direction accuracy, every seed sorted", "runs >= 0.9"]
         accuracy = {tuple(sorted(p["labels"].items())): p["values"]
                     for p in direction["best_top_unit_accuracy"]}
+    if structure:
+        head += ["every bar drawn", "orientation >= 0.9", "both"]
+        drawn, oriented = ({tuple(sorted(p["labels"].items())): np.asarray(p["values"], float)
+                            for p in structure[name]}
+                           for name in ("bars_drawn", "best_top_unit_orientation_accuracy"))
     head.append("every seed, sorted")
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary["rows"]:
@@ -86,6 +93,10 @@ def report(run_dir: str) -> str:
         if direction:
             acc = np.sort(np.asarray(accuracy[key], float))
             cells += [" ".join(_fmt(v, 2) for v in acc), f"{int(np.sum(acc >= 0.9))} / {acc.size}"]
+        if structure:
+            every, good = drawn[key] == 8, oriented[key] >= 0.9
+            cells += [f"{int(every.sum())} / {every.size}", f"{int(good.sum())} / {good.size}",
+                      f"{int((every & good).sum())} / {every.size}"]
         cells.append(" ".join(_fmt(v, digits) for v in np.sort(values)))
         lines.append("| " + " | ".join(cells) + " |")
     if test:

@@ -46,6 +46,26 @@ def test_shifter_distribution_matches_the_sampler_and_directions():
     assert np.all(np.abs(freq[big] - probs[big]) < 5 * np.sqrt(probs[big] / 100_000))
 
 
+def test_bars_orientations_and_masks():
+    images, probs, vertical = data.bars_orientations()
+    all_images, all_probs = data.bars_distribution()
+    # All 30 images but the blank and the full one, with their probabilities.
+    assert images.shape == (28, 16)
+    np.testing.assert_allclose(probs.sum(), 1.0 - 0.8**4 - 0.2**4)
+    np.testing.assert_allclose(probs[vertical == 1].sum(), 2 / 3 * (1.0 - 0.8**4 - 0.2**4))
+    grid = images.reshape(-1, 4, 4)
+    for img, v in zip(grid, vertical):  # a vertical image is constant down each column
+        assert np.array_equal(img, np.broadcast_to(img[:1], (4, 4))) == bool(v)
+    masks = data.bars_masks()
+    assert masks.shape == (8, 16) and np.all(masks.sum(1) == 4)
+    np.testing.assert_array_equal(masks[0].reshape(4, 4)[:, 0], True)  # column 0
+    np.testing.assert_array_equal(masks[1].reshape(4, 4)[0], True)  # row 0
+    # Each bar alone is an image of the distribution, of its own orientation.
+    for k, m in enumerate(masks):
+        i = np.flatnonzero((images == m).all(1))[0]
+        assert vertical[i] == (k % 2 == 0)
+
+
 @pytest.mark.parametrize("bad, message", [
     (np.array([[0, 1, 2]]), r"non-binary values 2 .*row 0, column 2"),
     (np.array([[0.0, np.nan]]), "NaN"),

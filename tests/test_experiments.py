@@ -22,7 +22,8 @@ def bars_run(run_module, tmp_path_factory):
 def test_bars_writes_every_result_and_figure(bars_run):
     out, proc = bars_run
     for name in ("flags.txt", "sweep.json", "results.json", "metrics.npz", "metrics.csv",
-                 "summary.md", "weights.png", "fantasies.png", "curves.png", "final_vs_axis.png"):
+                 "summary.md", "weights.png", "fantasies.png", "curves.png", "final_vs_axis.png",
+                 "structure.json"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     assert "steps/s" in proc.stderr and "Best run" in proc.stdout
     # bars splits the CPU into one device per core (--cpu_devices=0), except where XLA_FLAGS
@@ -49,6 +50,14 @@ def test_report_prints_the_table_from_the_run_files(bars_run, run_module, tmp_pa
         assert cells[1] == f"{np.median(values):.3f}" and cells[3] == f"{values.min():.3f}"
         assert cells[-1] == " ".join(f"{v:.3f}" for v in np.sort(values))
     assert len(rows) == 2
+    with open(os.path.join(out, "structure.json")) as f:
+        structure = json.load(f)
+    npz = np.load(os.path.join(out, "metrics.npz"))
+    for row, drawn, accuracy in zip(rows, npz["bars_drawn"][..., -1], npz["orientation"][..., -1]):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[5:8] == [f"{np.sum(drawn == 8)} / 2", f"{np.sum(accuracy >= 0.9)} / 2",
+                              f"{np.sum((drawn == 8) & (accuracy >= 0.9))} / 2"]
+    assert structure["bars_drawn"][1]["values"] == npz["bars_drawn"][1, :, -1].tolist()
     empty = run_module("experiments.report", str(tmp_path), timeout=60, check=False)
     assert empty.returncode == 2 and "no results.json" in empty.stderr.splitlines()[-1]
 

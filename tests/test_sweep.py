@@ -109,17 +109,26 @@ def test_killed_on_four_devices_and_resumed_on_five_equals_one_device(reference,
     assert "resumed from checkpoint" in resumed.stderr and "over 5 devices" in resumed.stderr
     _assert_same(_metrics(reference[0]), _metrics(out))
     with open(os.path.join(out, "results.json")) as f:
-        assert json.load(f)["resumed_from"] >= 1
+        results = json.load(f)
+    assert results["resumed_from"] >= 1
+    # The killed session's time up to its checkpoint is in the total.
+    assert results["seconds"] > results["session_seconds"] > 0
 
 
 def test_the_same_sweep_spelled_otherwise_resumes_and_another_is_refused(reference, run_module):
     out, _ = reference
+    with open(os.path.join(out, "results.json")) as f:
+        first = json.load(f)
     # An explicit default, 1.0 for 1 and 0.50 for 0.5, and a flag wake-sleep never reads.
     same = run_module("experiments.sweep", f"--output_dir={out}", "--dataset=bars",
                       "--learning_rates=1.0,3", "--grid=lr_decay=1,0.50", "--num_seeds=3",
                       "--num_steps=6000", "--num_evals=3", "--batch_size=5", "--layer_sizes=16,8,1",
                       "--num_samples=7", "--insomnia=0.3", fast_compile=False)
     assert "resumed from checkpoint" in same.stderr
+    with open(os.path.join(out, "results.json")) as f:
+        again = json.load(f)
+    # Nothing left to train: the results are rewritten with the first session's training time.
+    assert again["resumed_from"] == 3 and again["seconds"] == first["seconds"] > 0
     proc = run_module("experiments.sweep", f"--output_dir={out}", *SMALL, "--seed=1", check=False,
                       fast_compile=False)
     assert proc.returncode != 0

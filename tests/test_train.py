@@ -151,6 +151,8 @@ def test_impossible_configs_fail_before_compiling(change, message):
     (dict(init_scale=[1.0, 2.0, 3.0]), "init_scale needs one value or 2"),
     (dict(init_scale=-1.0), "init_scale must be finite and >= 0"),
     (dict(prior_bias=float("nan")), "prior_bias must be finite"),
+    (dict(generative_bias=[-1.0, -2.0, -3.0]), "generative_bias needs one value or 2"),
+    (dict(recognition_bias=[[0.0, 1.0]]), "recognition_bias needs one value or 2"),
 ])
 def test_impossible_init_hyperparameters_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -163,3 +165,26 @@ def test_per_layer_init_scale():
     assert 0.3 < float(np.std(params["generative"][1]["w"])) < 2.0
     with pytest.raises(ValueError, match="one per layer"):
         wsjax.init(jax.random.key(0), (16, 8, 1), init_scale=(0.0, 1.0, 2.0))
+
+
+def test_per_layer_biases():
+    params = wsjax.init(jax.random.key(0), (16, 8, 1), generative_bias=(-2.5, -5.0),
+                        recognition_bias=(-1.4, 0.5), prior_bias=-1.0)
+    for layer, value in zip(params["generative"], (-2.5, -5.0)):
+        np.testing.assert_array_equal(layer["b"], np.full(layer["b"].shape, value, np.float32))
+    for layer, value in zip(params["recognition"], (-1.4, 0.5)):
+        np.testing.assert_array_equal(layer["b"], np.full(layer["b"].shape, value, np.float32))
+    np.testing.assert_array_equal(params["prior"]["b"], [-1.0])
+    with pytest.raises(ValueError, match="one per layer"):
+        wsjax.init(jax.random.key(0), (16, 8, 1), generative_bias=(-1.0, -2.0, -3.0))
+
+
+def test_per_layer_bias_is_a_sweep_axis():
+    # Two points of a grid over per-layer generative biases start two runs from
+    # exactly those biases, in one program.
+    axes = {"generative_bias": [[-2.5, -5.0], [-5.0, -2.5]]}
+    points = wsjax.grid(TRAINER.default_hyperparams(), axes)
+    states = jax.vmap(TRAINER.init, in_axes=(None, 0))(jax.random.key(0), points)
+    gen = states.params["generative"]
+    np.testing.assert_array_equal(gen[0]["b"][:, 0], [-2.5, -5.0])
+    np.testing.assert_array_equal(gen[1]["b"][:, 0], [-5.0, -2.5])

@@ -22,6 +22,8 @@ __all__ = [
     "sample_batch",
     "sample_bars",
     "bars_distribution",
+    "bars_orientations",
+    "bars_masks",
     "sample_shifter",
     "shifter_distribution",
 ]
@@ -123,6 +125,35 @@ def bars_distribution(
             k = b.sum()
             probs.append(p_orient * p_bar**k * (1 - p_bar) ** (size - k))
     return _merge_duplicates(np.array(images), np.array(probs))
+
+
+def bars_orientations(
+    size: int = 4, p_vertical: float = 2.0 / 3.0, p_bar: float = 0.2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The images of :func:`bars_distribution` whose orientation is determined.
+
+    Every image but the blank and the full one comes from one orientation only.
+
+    Returns:
+      (images [n, size*size] float32, probs [n] float64 (their probabilities, not
+      renormalised), vertical [n] float32: 1 for vertical bars, 0 for horizontal).
+    """
+    images, probs = bars_distribution(size, p_vertical, p_bar)
+    grid = images.reshape(-1, size, size)
+    vertical = np.all(grid == grid[:, :1, :], axis=(1, 2))  # every row the same
+    horizontal = np.all(grid == grid[:, :, :1], axis=(1, 2))  # every column the same
+    clear = vertical != horizontal
+    return images[clear], probs[clear], vertical[clear].astype(np.float32)
+
+
+def bars_masks(size: int = 4) -> np.ndarray:
+    """[2 * size, size * size] bool: the pixels of column k (row 2k) and of row k (row 2k + 1)."""
+    masks = []
+    for k in range(size):
+        m = np.zeros((size, size), bool)
+        m[:, k] = True
+        masks += [m.ravel(), m.T.ravel()]
+    return np.stack(masks)
 
 
 def _shifter_image(row, right):

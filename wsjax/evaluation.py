@@ -19,7 +19,7 @@ from wsjax.layers import dense_logits
 from wsjax.model import sample_recognition
 from wsjax.objectives import estimate_log_prob
 
-__all__ = ["heldout_log_prob", "factorial_baseline_nll", "direction_accuracy"]
+__all__ = ["heldout_log_prob", "factorial_baseline_nll", "direction_accuracy", "parts_drawn"]
 
 
 def _run_axes(params) -> tuple[int, ...]:
@@ -106,3 +106,27 @@ def direction_accuracy(key: jax.Array, params, images, probs, right, num_samples
     weights = probs / jnp.sum(probs)
     acc = jnp.sum(weights[:, None] * ((q > 0.5) == (jnp.asarray(right)[:, None] > 0.5)), axis=0)
     return jnp.maximum(acc, 1.0 - acc)
+
+
+def parts_drawn(generative, masks, on: float = 0.8, off: float = 0.2) -> jax.Array:
+    r"""How many of the given parts (the bars) some first-layer hidden unit draws on its own.
+
+    Hidden unit j draws part k when, with j alone on, every pixel of part k is on
+    with probability above ``on`` and every other pixel below ``off``:
+    :math:`\sigma(b + G_{:,j}) > on` on the part, :math:`< off` off it. A machine
+    of clean bar detectors draws every bar; mixed codes, dead units and units that
+    draw two bars at once leave parts undrawn.
+
+    Args:
+      generative: the first generative layer, ``params["generative"][0]``
+        (``{"w": [..., n_visible, n_1], "b": [..., n_visible]}``; leading run axes allowed).
+      masks: [num_parts, n_visible] bool, e.g. :func:`wsjax.data.bars_masks`.
+
+    Returns:
+      [...] int32: the number of parts drawn, 0..num_parts.
+    """
+    masks = jnp.asarray(masks)[:, :, None]  # [K, n_visible, 1]
+    probs = jax.nn.sigmoid(generative["b"][..., :, None] + generative["w"])[..., None, :, :]
+    drawn_on = jnp.all(jnp.where(masks, probs > on, True), axis=-2)  # [..., K, n_1]
+    rest_off = jnp.all(jnp.where(masks, True, probs < off), axis=-2)
+    return jnp.sum(jnp.any(drawn_on & rest_off, axis=-1), axis=-1).astype(jnp.int32)

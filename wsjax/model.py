@@ -79,10 +79,12 @@ def init(
         starts every weight at zero: the sampling noise alone breaks the
         symmetry between hidden units.
       prior_bias: initial value of the top-layer prior logits.
-      generative_bias: initial value of every generative bias (negative values
-        start the machine with sparse dreams).
-      recognition_bias: initial value of every recognition bias.
-      The three bias values may be traced.
+      generative_bias: initial value of the generative biases: one value, or
+        one per layer of conditionals (entry 0 for the visible units' biases,
+        entry l for h_l's). Negative values start the machine with sparse dreams.
+      recognition_bias: initial value of the recognition biases: one value, or
+        one per layer (entry l for the biases of Q(h_{l+1} | h_l)).
+      The bias values may be traced.
 
     Returns:
       The params pytree described in the module docstring.
@@ -93,15 +95,17 @@ def init(
     sizes = _check_layer_sizes(layer_sizes)
     num_layers = len(sizes) - 1
     scales = _per_layer("init_scale", init_scale, num_layers)
+    gen_biases = _per_layer("generative_bias", generative_bias, num_layers)
+    rec_biases = _per_layer("recognition_bias", recognition_bias, num_layers)
     keys = jax.random.split(key, 2 * num_layers)
     with_bias = lambda layer, b: {**layer, "b": jnp.full_like(layer["b"], b)}
     generative = tuple(
-        with_bias(init_dense(keys[l], sizes[l + 1], sizes[l], scales[l]), generative_bias)
+        with_bias(init_dense(keys[l], sizes[l + 1], sizes[l], scales[l]), gen_biases[l])
         for l in range(num_layers)
     )
     recognition = tuple(
         with_bias(init_dense(keys[num_layers + l], sizes[l], sizes[l + 1], scales[l]),
-                  recognition_bias)
+                  rec_biases[l])
         for l in range(num_layers)
     )
     prior = {"b": jnp.full((sizes[-1],), prior_bias, jnp.float32)}

@@ -73,8 +73,10 @@ class SweepResult(NamedTuple):
       steps: [eval] the step after which each evaluation ran.
       axes: ordered name -> numpy array of the values swept along that axis.
       seeds: numpy [S] int: run s used ``jax.random.split(key(seed), S)[s]``.
-      seconds: wall time of the training loop in this process (compilation included).
+      seconds: wall time of the training loop (compilation included), summed over every
+        session of a resumed sweep: the checkpoints carry the time so far.
       resumed_from: number of evaluations restored from a checkpoint (0 for a fresh run).
+      session_seconds: the part of ``seconds`` spent in this process.
     """
 
     state: Any
@@ -84,6 +86,7 @@ class SweepResult(NamedTuple):
     seeds: np.ndarray
     seconds: float
     resumed_from: int = 0
+    session_seconds: float | None = None
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -226,6 +229,7 @@ def _to_host(tree):
 
 
 VECTORIZE = ("seeds", "runs")
+_WALL = "wall_seconds"  # in the checkpointed history: training time so far, beside "step"
 """How :func:`run_sweep` lays runs out: see its ``vectorize`` argument."""
 
 
@@ -357,6 +361,9 @@ def run_sweep(
             saved = {k: np.asarray(v) for k, v in restored["history"].items()}
             history = [{k: v[e] for k, v in saved.items()} for e in range(latest)]
             logging.info("resumed from checkpoint %s at eval %d/%d", checkpoint_dir, latest, num_evals)
+            if _WALL not in saved:
+                logging.warning("the checkpoint does not record the training time before it (an "
+                                "older version wrote it): the sweep's seconds count this session only")
 
     logging.info("sweep: grid %s x %d seeds = %d runs, %d steps each, in %d blocks of %d (%s "
                  "vectorized) over %d devices in %d processes",
@@ -364,6 +371,7 @@ def run_sweep(
                  num_runs, config.num_steps, num_blocks, width, vectorize, len(devices),
                  jax.process_count())
     resumed_from = len(history)
+    earlier = float(history[-1][_WALL][0]) if history and _WALL in history[-1] else 0.0
     start = time.time()
     first_chunk_seconds = None
     try:
@@ -371,7 +379,10 @@ def run_sweep(
             chunk_start = time.time()
             state, metrics = chunk_program(keys_global, state, data)
             metrics = _from_blocks(_to_host(metrics), num_runs)
-            history.append(metrics)
+            if not history or _WALL in history[0]:
+                history.append({**metrics, _WALL: np.full(num_runs, earlier + time.time() - start)})
+            else:
+                history.append(metrics)
             if manager is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == num_evals):
                 saved = {k: np.stack([h[k] for h in history]) for k in history[0]}
                 manager.save(e + 1, args=ocp.args.Composite(
@@ -406,15 +417,17 @@ def run_sweep(
         if manager is not None:
             manager.close()
         handler.removeFilter(quiet)
-    seconds = time.time() - start
+    session = time.time() - start
     stacked = {k: np.stack([h[k] for h in history], axis=-1) for k in history[0]}
     steps = stacked.pop("step")[0]
+    wall = stacked.pop(_WALL, None)
+    seconds = session if wall is None else float(wall[0, -1])
     out = {k: v.reshape(*shape, num_seeds, num_evals) for k, v in stacked.items()}
     final = jax.tree.map(lambda a: a.reshape(*shape, num_seeds, *a.shape[1:]),
                          _from_blocks(_to_host(state), num_runs))
     return SweepResult(final, out, steps,
                        {n: axis_values(hyperparams, n, v) for n, v in axes.items()},
-                       np.arange(num_seeds), seconds, resumed_from)
+                       np.arange(num_seeds), seconds, resumed_from, session)
 
 
 def point_labels(result: SweepResult):
@@ -526,7 +539,8 @@ def write_results(output_dir: str, result: SweepResult, metric: str, lower_is_be
     with open(os.path.join(output_dir, "summary.md"), "w") as f:
         f.write(summary_markdown(summary))
     final = result.metrics[metric][..., -1]
-    payload = dict(summary=summary, seconds=result.seconds, resumed_from=result.resumed_from,
+    payload = dict(summary=summary, seconds=result.seconds, session_seconds=result.session_seconds,
+                   resumed_from=result.resumed_from,
                    axes={n: [value_label(v) for v in vals] for n, vals in result.axes.items()},
                    final=[dict(labels=labels, values=final[index].tolist())
                           for index, labels in point_labels(result)],

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsjax import data as data_lib
+from wsjax.evaluation import direction_accuracy, parts_drawn
 from wsjax.exact import exact_kl_bits
 from wsjax.objectives import estimate_log_prob
 
@@ -47,15 +48,33 @@ class Task(NamedTuple):
     splits: Any = None
 
 
-def bars(size: int = 4) -> Task:
-    """Hinton et al. (1995) bars, fresh samples each step; metric: exact KL in bits."""
+def bars(size: int = 4, num_orientation_samples: int = 100) -> Task:
+    """Hinton et al. (1995) bars, fresh samples each step.
+
+    Metrics: ``kl_bits``, the exact KL(data || model) in bits (the ranking
+    metric); ``bars_drawn``, how many of the 2 * size bars some first-layer
+    hidden unit draws on its own (:func:`wsjax.evaluation.parts_drawn`; all of
+    them for clean bar detectors); ``orientation``, how well the best top unit
+    of the recognition model tells vertical from horizontal images
+    (:func:`wsjax.evaluation.direction_accuracy` with ``num_orientation_samples``
+    recognition samples per image; 1 is a perfect detector, and a unit that
+    ignores the image scores 2/3, the probability of vertical bars).
+    """
     images, probs = data_lib.bars_distribution(size)
     images, probs = jnp.asarray(images), jnp.asarray(probs, jnp.float32)
+    oriented = [jnp.asarray(a, jnp.float32) for a in data_lib.bars_orientations(size)]
+    masks = data_lib.bars_masks(size)
+
+    def eval_fn(key, params, data=None):
+        return {"kl_bits": exact_kl_bits(params, images, probs),
+                "bars_drawn": parts_drawn(params["generative"][0], masks).astype(jnp.float32),
+                "orientation": jnp.max(direction_accuracy(key, params, *oriented,
+                                                          num_orientation_samples))}
+
     return Task(
         name="bars", layer_sizes=(size * size, 2 * size, 1),
         sampler=lambda key, batch_size, _=None: data_lib.sample_bars(key, batch_size, size=size),
-        eval_fn=lambda key, params, data=None: {"kl_bits": exact_kl_bits(params, images, probs)},
-        metric="kl_bits", image_shape=(size, size),
+        eval_fn=eval_fn, metric="kl_bits", image_shape=(size, size),
     )
 
 

@@ -109,10 +109,11 @@ def check_config(config: TrainConfig) -> None:
 
 def _check_init_hyperparams(hp, num_layers):
     """The initialisation's values (ranges: :func:`~wsjax.algorithms.check_hyperparams`)."""
-    scale = hp["init_scale"]
-    if np.ndim(scale) > 1 or np.size(scale) not in (1, num_layers):
-        raise ValueError(f"init_scale needs one value or {num_layers} (one per layer of "
-                         f"conditionals), got shape {np.shape(scale)}")
+    for name in ("init_scale", "generative_bias", "recognition_bias"):
+        value = hp[name]
+        if np.ndim(value) > 1 or np.size(value) not in (1, num_layers):
+            raise ValueError(f"{name} needs one value or {num_layers} (one per layer of "
+                             f"conditionals), got shape {np.shape(value)}")
     check_hyperparams({k: hp[k] for k in INIT_HYPERPARAMS})
 
 
