@@ -10,8 +10,10 @@ MASKS = data.bars_masks()  # [8, 16]: column k is row 2k, row k is row 2k + 1
 
 
 def _bars_machine():
-    """16-8-1: hidden unit j draws and detects bar j; the top unit is on for vertical images."""
-    params = wsjax.init(jax.random.key(0), (16, 8, 1))
+    """16-8-1: hidden unit j draws and detects bar j; the top unit is on for vertical images.
+
+    The hidden units are rarely on (prior logit -3): the reference state is all off."""
+    params = wsjax.init(jax.random.key(0), (16, 8, 1), generative_bias=(0.0, -3.0))
     gen0 = {"w": np.float32(12.0) * MASKS.T, "b": np.full(16, -6.0, np.float32)}
     rec0 = {"w": np.float32(10.0) * MASKS, "b": np.full(8, -35.0, np.float32)}
     vertical = np.where(np.arange(8) % 2 == 0, 10.0, -10.0).astype(np.float32)
@@ -22,21 +24,36 @@ def _bars_machine():
             "recognition": (rec0, rec1)}
 
 
+def _drawn(params, gen):
+    return int(evaluation.parts_drawn(jax.random.key(2), {**params, "generative": (gen, params["generative"][1])}, MASKS))
+
+
 def test_clean_bar_detectors_draw_every_bar_and_mixed_units_do_not():
     params = _bars_machine()
     gen = params["generative"][0]
-    assert int(evaluation.parts_drawn(gen, MASKS)) == 8
+    assert _drawn(params, gen) == 8
     dead = {**gen, "w": gen["w"].copy()}
     dead["w"][:, 3] = 0.0
     double = {**gen, "w": gen["w"].copy()}
     double["w"][:, 3] = 12.0 * (MASKS[3] | MASKS[5])  # one unit draws two bars at once
     weak = {**gen, "w": gen["w"].copy()}
-    weak["w"][:, 3] = 6.5 * MASKS[3]  # sigmoid(0.5) = 0.62 on the bar: not clean
-    counts = [int(evaluation.parts_drawn(g, MASKS)) for g in (dead, double, weak)]
+    weak["w"][:, 3] = 5.0 * MASKS[3]  # sigmoid(-1) = 0.27 on the bar: not clean
+    counts = [_drawn(params, g) for g in (dead, double, weak)]
     assert counts == [7, 7, 7]
-    # Leading run axes are kept.
-    stacked = jax.tree.map(lambda *a: np.stack(a), gen, dead)
-    np.testing.assert_array_equal(evaluation.parts_drawn(stacked, MASKS), [8, 7])
+    # Weights that push pixels further off where they are off anyway do not matter.
+    pushy = {**gen, "w": (gen["w"] - 6.0 * (~MASKS.T)).astype(np.float32)}
+    assert _drawn(params, pushy) == 8
+    # A unit that is usually on and draws its bar by turning it off draws it too: the
+    # reference state has it on, the bar off, and the other units draw theirs from there.
+    inverted = {"w": gen["w"].copy(), "b": gen["b"].copy()}
+    inverted["b"][MASKS[3]] = 6.0
+    inverted["w"][:, 3] = -12.0 * MASKS[3]
+    usually_on = {**params, "generative": (params["generative"][0], {
+        "w": params["generative"][1]["w"],
+        "b": np.where(np.arange(8) == 3, 5.0, -3.0).astype(np.float32)})}
+    assert _drawn(usually_on, inverted) == 8
+    # From all off, row 1 is on and every column crosses it: only the 4 rows are drawn.
+    assert _drawn(params, inverted) == 4
 
 
 def test_bars_task_reports_structure_and_orientation():

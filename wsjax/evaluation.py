@@ -16,7 +16,7 @@ import numpy as np
 from wsjax._api import check_positive_int
 from wsjax.data import validate_binary
 from wsjax.layers import dense_logits
-from wsjax.model import sample_recognition
+from wsjax.model import sample_down, sample_recognition
 from wsjax.objectives import estimate_log_prob
 
 __all__ = ["heldout_log_prob", "factorial_baseline_nll", "direction_accuracy", "parts_drawn"]
@@ -108,25 +108,37 @@ def direction_accuracy(key: jax.Array, params, images, probs, right, num_samples
     return jnp.maximum(acc, 1.0 - acc)
 
 
-def parts_drawn(generative, masks, on: float = 0.8, off: float = 0.2) -> jax.Array:
+def parts_drawn(key: jax.Array, params, masks, num_samples: int = 256, on: float = 0.5,
+                off: float = 0.2) -> jax.Array:
     r"""How many of the given parts (the bars) some first-layer hidden unit draws on its own.
 
-    Hidden unit j draws part k when, with j alone on, every pixel of part k is on
-    with probability above ``on`` and every other pixel below ``off``:
-    :math:`\sigma(b + G_{:,j}) > on` on the part, :math:`< off` off it. A machine
-    of clean bar detectors draws every bar; mixed codes, dead units and units that
-    draw two bars at once leave parts undrawn.
+    The reference state of the first hidden layer is each unit's more probable
+    value under the machine's prior, from ``num_samples`` dreams. Hidden unit j
+    draws part k when flipping j alone in that state moves every pixel of part k
+    by more than ``on`` in probability, all the same way, and every other pixel
+    by less than ``off``. So a unit may draw its bar by turning it on or, if it is
+    usually on, by turning it off; and weights that push an already-off pixel
+    further off do not count against it. A machine of clean bar detectors draws
+    every bar; mixed codes, dead units and units that draw two bars at once
+    leave parts undrawn.
 
     Args:
-      generative: the first generative layer, ``params["generative"][0]``
-        (``{"w": [..., n_visible, n_1], "b": [..., n_visible]}``; leading run axes allowed).
+      key: PRNG key for the dreams.
+      params: one machine with the default affine conditionals.
       masks: [num_parts, n_visible] bool, e.g. :func:`wsjax.data.bars_masks`.
+      num_samples: dreams that fix the reference state (static).
 
     Returns:
-      [...] int32: the number of parts drawn, 0..num_parts.
+      int32 scalar: the number of parts drawn, 0..num_parts.
     """
-    masks = jnp.asarray(masks)[:, :, None]  # [K, n_visible, 1]
-    probs = jax.nn.sigmoid(generative["b"][..., :, None] + generative["w"])[..., None, :, :]
-    drawn_on = jnp.all(jnp.where(masks, probs > on, True), axis=-2)  # [..., K, n_1]
-    rest_off = jnp.all(jnp.where(masks, True, probs < off), axis=-2)
-    return jnp.sum(jnp.any(drawn_on & rest_off, axis=-1), axis=-1).astype(jnp.int32)
+    _, hs = sample_down(key, params, num_samples)
+    ref = (jnp.mean(hs[0], axis=0) > 0.5).astype(jnp.float32)  # [n_1]
+    gen = params["generative"][0]
+    flipped = jnp.where(jnp.eye(ref.shape[0], dtype=bool), 1.0 - ref, ref)  # row j: j flipped
+    probs = lambda h: jax.nn.sigmoid(gen["b"] + h @ gen["w"].T)  # [..., n_visible]
+    change = (probs(flipped) - probs(ref))[None]  # [1, n_1, n_visible]
+    masks = jnp.asarray(masks)[:, None, :]  # [K, 1, n_visible]
+    up = jnp.all(jnp.where(masks, change > on, True), axis=-1)  # [K, n_1]
+    down = jnp.all(jnp.where(masks, change < -on, True), axis=-1)
+    rest = jnp.all(jnp.where(masks, True, jnp.abs(change) < off), axis=-1)
+    return jnp.sum(jnp.any((up | down) & rest, axis=-1)).astype(jnp.int32)

@@ -66,9 +66,10 @@ def bars(size: int = 4, num_orientation_samples: int = 100) -> Task:
     masks = data_lib.bars_masks(size)
 
     def eval_fn(key, params, data=None):
+        key_bars, key_top = jax.random.split(key)
         return {"kl_bits": exact_kl_bits(params, images, probs),
-                "bars_drawn": parts_drawn(params["generative"][0], masks).astype(jnp.float32),
-                "orientation": jnp.max(direction_accuracy(key, params, *oriented,
+                "bars_drawn": parts_drawn(key_bars, params, masks).astype(jnp.float32),
+                "orientation": jnp.max(direction_accuracy(key_top, params, *oriented,
                                                           num_orientation_samples))}
 
     return Task(
