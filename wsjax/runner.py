@@ -58,8 +58,8 @@ __all__ = [
 
 KIT_OUTPUTS = frozenset({
     "sweep.json", "flags.txt", "checkpoints", "metrics.npz", "metrics.csv", "summary.md",
-    "results.json", "direction.json", "test.json", "curves.png", "final_vs_axis.png",
-    "weights.png", "fantasies.png", "dreams.png",
+    "results.json", "direction.json", "structure.json", "test.json", "curves.png",
+    "final_vs_axis.png", "weights.png", "fantasies.png", "dreams.png",
 })
 """Every name the kit writes into an output directory: all that ``--overwrite`` may remove."""
 
