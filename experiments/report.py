@@ -9,8 +9,8 @@ one row per grid point: the final metric's median, mean +- std and best over see
 diverged runs and every seed's final value, sorted; with a ``test.json`` (experiments.mnist)
 also the final test NLL and the epochs; with a ``direction.json`` (experiments.shifter) the best
 top unit's direction accuracy of every seed; with a ``structure.json`` (experiments.bars) the runs
-whose hidden units draw every bar and whose top unit tells the orientation. With ``--table``, one table over all the directories
-instead: a row per run directory and grid point with its machine, algorithm, epochs, wall time,
+whose hidden units draw every bar and whose top unit tells the orientation. With ``--table``, one
+table over all the directories instead: a row per run directory and grid point with its machine, algorithm, epochs, wall time,
 final metric, test NLL and command (the MNIST table of the README). The README's results tables
 are this output.
 """

@@ -229,8 +229,9 @@ def _to_host(tree):
 
 
 VECTORIZE = ("seeds", "runs")
-_WALL = "wall_seconds"  # in the checkpointed history: training time so far, beside "step"
 """How :func:`run_sweep` lays runs out: see its ``vectorize`` argument."""
+
+_WALL = "wall_seconds"  # in the checkpointed history: training time so far, beside "step"
 
 
 def _blocks(num_points, num_seeds, num_devices, vectorize):
