@@ -222,7 +222,7 @@ def test_cpu_devices_splits_the_host_unless_xla_flags_already_do(run_module, tmp
     env = run_module.env()
     env["XLA_FLAGS"] = env["XLA_FLAGS"].replace("--xla_force_host_platform_device_count=1", "")
     args = [sys.executable, "-m", "experiments.bars", "--num_steps=100", "--num_evals=1",
-            "--num_seeds=2", "--cpu_devices=2"]
+            "--num_seeds=2", "--learning_rates=4:8,4:16", "--cpu_devices=2"]
     split = subprocess.run([*args, f"--output_dir={tmp_path / 'a'}"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=120)
     assert split.returncode == 0, split.stderr[-2000:]
