@@ -128,7 +128,7 @@ def test_short_bars_run_learns():
                                      generative_bias=-2.5, recognition_bias=-1.4)
     points = wsjax.grid(hp, {"learning_rate": [2.0, 4.0]})
     keys = jax.random.split(jax.random.key(0), 2)
-    start = jax.vmap(lambda h: BARS.eval_fn(None, trainer.init(keys[0], h).params)["kl_bits"])(points)
+    start = jax.vmap(lambda h: BARS.eval_fn(keys[1], trainer.init(keys[0], h).params)["kl_bits"])(points)
     _, metrics = wsjax.sweep(trainer)(keys, points, None)
     # Zero weights with these biases start near 9 bits; 4e4 samples bring every run below 2.
     assert np.all(start > 5.0), start
