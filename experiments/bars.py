@@ -44,11 +44,8 @@ def main(argv):
     trainer, hyperparams, axes = common.build(task)
     result, summary = common.run(task, trainer, hyperparams, axes)
     # From the final machines, so that a finished run started again recomputes it.
-    runs = int(np.prod(result.grid_shape)) * len(result.seeds)
-    flat = jax.tree.map(lambda a: a.reshape(runs, *a.shape[len(result.grid_shape) + 1:]),
-                        result.state.params)
     drawn = jax.jit(jax.vmap(lambda p: evaluation.parts_drawn(
-        jax.random.key(FLAGS.seed), p, data_lib.bars_masks())))(flat)
+        jax.random.key(FLAGS.seed), p, data_lib.bars_masks())))(common.flat_runs(result))
     final = {"bars_drawn": np.asarray(drawn).reshape(result.metrics["kl_bits"].shape[:-1]),
              "orientation": np.asarray(result.metrics["orientation"][..., -1])}
     by_point = lambda a: [dict(labels=row["labels"], values=a[tuple(row["index"])].tolist())

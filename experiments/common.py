@@ -353,6 +353,12 @@ def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):
     return result, summary
 
 
+def flat_runs(result):
+    """The final params of every run of a sweep, leaves [runs, ...] (grid points then seeds)."""
+    lead = len(result.grid_shape) + 1
+    return jax.tree.map(lambda a: a.reshape(-1, *a.shape[lead:]), result.state.params)
+
+
 def best_params(result, summary):
     """The params of the best run of the sweep (the one with the best final metric)."""
     b = summary["best"]

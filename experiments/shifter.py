@@ -42,9 +42,7 @@ def main(argv):
     images, probs, p_right = data_lib.shifter_distribution()
     clear = (p_right == 0) | (p_right == 1)  # images whose direction is determined
     args = [jnp.asarray(a[clear]) for a in (images, probs, p_right)]
-    params = result.state.params
-    runs = int(np.prod(result.grid_shape)) * len(result.seeds)
-    flat = jax.tree.map(lambda a: a.reshape(runs, *a.shape[len(result.grid_shape) + 1:]), params)
+    flat = common.flat_runs(result)
     accuracy = jax.jit(jax.vmap(lambda p: evaluation.direction_accuracy(
         jax.random.key(FLAGS.seed), p, *args, FLAGS.num_direction_samples)))
     best_unit = np.asarray(accuracy(flat)).max(-1).reshape(*result.grid_shape, len(result.seeds))
