@@ -18,7 +18,9 @@ r"""Benchmarks that print figures (never asserted in tests): what the kit costs,
   ``State``). RWS runs at insomnia 1 (the contract step's default: the recognition half learns
   from the weighted wake samples); the minimal RWS therefore draws no dreams.
   Every timing is the median of --rounds interleaved rounds after a warm-up call (compilation
-  never timed); the JSON lines carry the spread (min, max).
+  never timed); in each round a program runs enough calls in a row to last --min_seconds (a
+  16-8-1 scan of 100 steps takes ~20 ms, too short to time alone on a busy machine), and the
+  time is divided by the calls. The JSON lines carry the spread (min, max) and the calls.
 --suite=eager: the public functions a notebook calls eagerly, on the bars machine: the third
   and later eager calls against the same call under an explicit ``jax.jit``, and against the
   plain eager call of the uncompiled function.
@@ -48,7 +50,9 @@ flags.DEFINE_integer("batch_size", 100, "Examples per step.")
 flags.DEFINE_integer("num_samples", 5, "K of RWS.")
 flags.DEFINE_integer("scan_steps", 100, "Steps per timed lax.scan.")
 flags.DEFINE_integer("num_seeds", 8, "Runs of the vmapped sweep.")
-flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds (the median is reported).")
+flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds (the median is reported).")
+flags.DEFINE_float("min_seconds", 0.25, "Shortest timed measurement: a program that runs faster is "
+                   "called this many times over in a row, and the time divided.")
 flags.DEFINE_integer("ceiling_size", 1024, "Side of the square matmul of the ceiling.")
 flags.DEFINE_integer("repeats", 7, "Timed calls per measurement of the eager suite.")
 FLAGS = flags.FLAGS
@@ -225,7 +229,8 @@ def ceilings(size, shapes, rounds):
     return out
 
 
-def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds):
+def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds,
+            min_seconds=0.0):
     """Rows of figures for one machine and algorithm, every implementation in the same rounds."""
     params = wsjax.init(jax.random.key(0), sizes, init_scale=0.1)
     data = (jax.random.uniform(jax.random.key(1), (scan_steps, batch, sizes[0])) < 0.3
@@ -253,15 +258,22 @@ def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds)
                               sweep=lambda sweep=sweep, carry=carry, k=seed_keys: sweep(k, carry),
                               per_step=lambda one=one, carry=carry: _loop(one, carry, data))
     times = {name: {kind: [] for kind in ("scan", "sweep", "per_step")} for name in impls}
-    for name, progs in programs.items():  # warm-up: every program once
-        for fn in progs.values():
+    calls = {name: {} for name in impls}
+    for name, progs in programs.items():  # warm-up: every program once, then timed once to
+        for kind, fn in progs.items():    # choose how many calls one measurement makes
             jax.block_until_ready(fn())
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            calls[name][kind] = max(1, int(np.ceil(min_seconds / (time.perf_counter() - start))))
     for _ in range(rounds):  # interleaved: each round times every implementation once
         for name, progs in programs.items():
             for kind, fn in progs.items():
+                n = calls[name][kind]
                 start = time.perf_counter()
-                jax.block_until_ready(fn())
-                times[name][kind].append(time.perf_counter() - start)
+                for _ in range(n):
+                    out = fn()
+                jax.block_until_ready(out)
+                times[name][kind].append((time.perf_counter() - start) / n)
     flops = matmul_flops(sizes, batch, algorithm, num_samples)
     rows = []
     for name in impls:
@@ -274,7 +286,8 @@ def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds)
                    examples_per_s=batch * scan_steps / med["scan"],
                    matmul_flops_per_step=flops, gflops=flops * scan_steps / med["scan"] / 1e9,
                    compile_s=compile_s[name], sweep_memory_bytes=memory[name],
-                   spread_s={kind: [min(t), max(t)] for kind, t in times[name].items()})
+                   spread_s={kind: [min(t), max(t)] for kind, t in times[name].items()},
+                   calls_per_measurement=calls[name])
         rows.append(row)
     minimal = rows[0]
     for row in rows:
@@ -304,6 +317,8 @@ def steps_suite():
     common.check_positive(batch_size=FLAGS.batch_size, num_samples=FLAGS.num_samples,
                           scan_steps=FLAGS.scan_steps, num_seeds=FLAGS.num_seeds,
                           rounds=FLAGS.rounds, ceiling_size=FLAGS.ceiling_size)
+    if not FLAGS.min_seconds >= 0:
+        raise app.UsageError(f"--min_seconds must be >= 0, got {FLAGS.min_seconds}")
     shapes = sorted({(FLAGS.batch_size, s[0], s[1]) for s in sizes})
     ceiling = ceilings(FLAGS.ceiling_size, shapes, FLAGS.rounds)
     device = jax.devices()[0]
@@ -315,13 +330,14 @@ def steps_suite():
     for s in sizes:
         for algorithm in FLAGS.algorithms:
             for row in measure(s, algorithm, FLAGS.batch_size, FLAGS.num_samples,
-                               FLAGS.scan_steps, FLAGS.num_seeds, FLAGS.rounds):
+                               FLAGS.scan_steps, FLAGS.num_seeds, FLAGS.rounds,
+                               FLAGS.min_seconds):
                 row["fraction_of_matmul_ceiling"] = row["gflops"] / peak
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print(f"\n{header['backend']} ({header['device']}, {header['device_count']} device(s)), jax "
           f"{header['jax']}; batch {FLAGS.batch_size}, lax.scan of {FLAGS.scan_steps} steps, "
-          f"medians of {FLAGS.rounds} interleaved rounds")
+          f"medians of {FLAGS.rounds} interleaved rounds of at least {FLAGS.min_seconds} s each")
     print(f"ceilings: fp32 matmul {FLAGS.ceiling_size}^3 {peak:.1f} GFLOP/s; "
           + "; ".join(f"{k[7:-7]} {v:.1f} GFLOP/s" for k, v in ceiling.items()
                       if k.startswith("matmul_") and k != "matmul_square_gflops")

@@ -34,10 +34,15 @@ def test_the_minimal_steps_equal_the_kits_steps_on_a_deterministic_machine(algor
 
 
 def test_measure_reports_every_implementation_as_a_ratio_to_the_minimal_one():
+    # A 3-step scan of a 6-4 machine takes well under a millisecond: a measurement of at least
+    # 0.05 s must call it many times over.
     rows = benchmark.measure((6, 4), "wake_sleep", batch=8, num_samples=2, scan_steps=3,
-                             num_seeds=2, rounds=1)
+                             num_seeds=2, rounds=1, min_seconds=0.05)
     assert [r["implementation"] for r in rows] == ["minimal", "contract", "bundle"]
     assert rows[0]["scan_steps_per_s_vs_minimal"] == 1.0
+    for r in rows:
+        assert set(r["calls_per_measurement"]) == {"scan", "sweep", "per_step"}
+        assert r["calls_per_measurement"]["scan"] > 1
     for r in rows:
         assert r["scan_steps_per_s"] > 0 and r["sweep_steps_per_s"] > 0 and r["compile_s"] > 0
         assert r["matmul_flops_per_step"] == 6 * 2 * 8 * (6 * 4)
