@@ -8,7 +8,8 @@ when the experiment wrote one) prints the command that made it, its runs and wal
 one row per grid point: the final metric's median, mean +- std and best over seeds, the
 diverged runs and every seed's final value, sorted; with a ``test.json`` (experiments.mnist)
 also the final test NLL and the epochs; with a ``direction.json`` (experiments.shifter) the best
-top unit's direction accuracy of every seed; with a ``structure.json`` (experiments.bars) the runs
+top unit's direction accuracy of every seed and, where recorded, how many of the 16
+direction-specific pairs its hidden units draw; with a ``structure.json`` (experiments.bars) the runs
 whose hidden units draw every bar and whose top unit tells the orientation. With ``--table``, one
 table over all the directories instead: a row per run directory and grid point with its machine, algorithm, epochs, wall time,
 final metric, test NLL and command (the MNIST table of the README). The README's results tables
@@ -72,6 +73,10 @@ def report(run_dir: str) -> str:
         head += ["best top unit's direction accuracy, every seed sorted", "runs >= 0.9"]
         accuracy = {tuple(sorted(p["labels"].items())): p["values"]
                     for p in direction["best_top_unit_accuracy"]}
+        pairs = {tuple(sorted(p["labels"].items())): p["values"]
+                 for p in direction.get("pairs_drawn", [])}
+        if pairs:
+            head.append("direction-specific pairs drawn (of 16), every seed sorted")
     if structure:
         head += ["every bar drawn", "orientation >= 0.9", "both"]
         drawn, oriented = ({tuple(sorted(p["labels"].items())): np.asarray(p["values"], float)
@@ -93,6 +98,8 @@ def report(run_dir: str) -> str:
         if direction:
             acc = np.sort(np.asarray(accuracy[key], float))
             cells += [" ".join(_fmt(v, 2) for v in acc), f"{int(np.sum(acc >= 0.9))} / {acc.size}"]
+            if pairs:
+                cells.append(" ".join(str(int(v)) for v in np.sort(pairs[key])))
         if structure:
             every, good = drawn[key] == 8, oriented[key] >= 0.9
             cells += [f"{int(every.sum())} / {every.size}", f"{int(good.sum())} / {good.size}",

@@ -46,6 +46,21 @@ def test_shifter_distribution_matches_the_sampler_and_directions():
     assert np.all(np.abs(freq[big] - probs[big]) < 5 * np.sqrt(probs[big] / 100_000))
 
 
+def test_shifter_masks_make_up_every_image_in_its_direction():
+    masks = data.shifter_masks()
+    assert masks.shape == (16, 32) and np.all(masks.sum(1) == 4)
+    assert len({m.tobytes() for m in masks}) == 16
+    images, _, p_right = data.shifter_distribution()
+    for img, right in zip(images, p_right):
+        if right not in (0.0, 1.0):
+            continue  # the row reads the same shifted either way
+        on = np.flatnonzero(img[:8])
+        parts = masks[2 * on + (0 if right else 1)]  # row 2i: shifted right; 2i + 1: left
+        np.testing.assert_array_equal(parts.any(0) if on.size else np.zeros(32, bool), img == 1)
+        other = masks[2 * on + (1 if right else 0)]  # the other direction's parts do not fit
+        assert on.size == 0 or not np.array_equal(other.any(0), img == 1)
+
+
 def test_bars_orientations_and_masks():
     images, probs, vertical = data.bars_orientations()
     all_images, all_probs = data.bars_distribution()

@@ -1,4 +1,4 @@
-"""What a trained bars machine learned: bar detectors and the orientation, on hand-built machines."""
+"""What a trained machine learned (bar and shifter parts, the orientation), on hand-built machines."""
 
 import jax
 import numpy as np
@@ -66,3 +66,31 @@ def test_bars_task_reports_structure_and_orientation():
     blank = task.eval_fn(jax.random.key(1), wsjax.init(jax.random.key(0), (16, 8, 1)))
     np.testing.assert_allclose(float(blank["orientation"]), 2.0 / 3.0, rtol=1e-6)
     assert float(blank["bars_drawn"]) == 0.0
+
+
+def _shifter_machine(fields):
+    """32-16-1: hidden unit j draws ``fields[j]`` (4 pixels); the top unit picks the direction.
+
+    Right-shift units (even j) are on with probability 0.2 when the top unit is on, never when
+    it is off, and the left-shift units the other way round: for the fields of
+    ``data.shifter_masks`` exactly the shifter's generative process."""
+    params = wsjax.init(jax.random.key(0), (32, 16, 1))
+    right = np.arange(16) % 2 == 0
+    gen1 = {"w": np.where(right, 10.0, -10.0).astype(np.float32)[:, None],
+            "b": np.where(right, -11.4, -1.4).astype(np.float32)}
+    gen0 = {"w": np.float32(12.0) * fields.T.astype(np.float32), "b": np.full(32, -6.0, np.float32)}
+    return {**params, "generative": (gen0, gen1)}
+
+
+def test_shifter_pairs_drawn_counts_direction_specific_units():
+    masks = data.shifter_masks()
+    drawn = lambda fields: int(evaluation.parts_drawn(jax.random.key(3), _shifter_machine(fields),
+                                                      masks))
+    assert drawn(masks) == 16
+    assert float(tasks.shifter().eval_fn(jax.random.key(1), _shifter_machine(masks))["pairs_drawn"]) == 16.0
+    dead = masks.copy()
+    dead[5] = False
+    assert drawn(dead) == 15
+    # Units that draw a pixel with both places it could land (either direction) draw no part.
+    both = np.stack([masks[2 * i] | masks[2 * i + 1] for i in range(8) for _ in (0, 1)])
+    assert drawn(both) == 0

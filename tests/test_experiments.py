@@ -141,6 +141,8 @@ def test_shifter_reports_direction_accuracy(run_module, tmp_path):
         report = json.load(f)
     acc = report["best_top_unit_accuracy"][0]["values"]
     assert len(acc) == 2 and all(0.5 <= a <= 1.0 for a in acc)
+    pairs = report["pairs_drawn"][0]["values"]
+    assert len(pairs) == 2 and all(p == int(p) and 0 <= p <= 16 for p in pairs)
     # Ambiguous rows read the same shifted either way: blank, full, and the two alternating rows.
     ambiguous = 0.8**8 + 0.2**8 + 2 * 0.2**4 * 0.8**4
     assert abs(report["fraction_of_probability_unambiguous"] - (1 - ambiguous)) < 1e-6
@@ -150,6 +152,7 @@ def test_shifter_reports_direction_accuracy(run_module, tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[5] == " ".join(f"{a:.2f}" for a in sorted(acc))
     assert cells[6] == f"{sum(a >= 0.9 for a in acc)} / 2"
+    assert cells[7] == " ".join(str(int(p)) for p in sorted(pairs))
 
 
 def _tiny_mnist(path, bad_value=None):

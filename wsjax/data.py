@@ -26,6 +26,7 @@ __all__ = [
     "bars_masks",
     "sample_shifter",
     "shifter_distribution",
+    "shifter_masks",
 ]
 
 
@@ -203,3 +204,23 @@ def shifter_distribution(width: int = 8, p_on: float = 0.2):
     merged, merged_p = _merge_duplicates(images, probs)
     _, merged_right = _merge_duplicates(images, probs * rights)
     return merged, merged_p, merged_right / merged_p
+
+
+def shifter_masks(width: int = 8) -> np.ndarray:
+    """[2 * width, 4 * width] bool: the direction-specific parts of a shifter image.
+
+    Row 2i holds pixel i of the top two rows with pixel i + 1 of the bottom two
+    (where pixel i of the row lands when shifted right), row 2i + 1 pixel i with
+    pixel i - 1 below (shifted left), with wrap-around. An image of
+    :func:`sample_shifter` is the union of the parts of its row's on pixels in
+    its direction; a hidden unit that draws one part alone codes for a pixel and
+    a direction together.
+    """
+    masks = []
+    for i in range(width):
+        for step in (1, -1):
+            m = np.zeros((4, width), bool)
+            m[0:2, i] = True
+            m[2:4, (i + step) % width] = True
+            masks.append(m.ravel())
+    return np.stack(masks)

@@ -86,15 +86,24 @@ def shifter(width: int = 8, num_eval_samples: int = 100) -> Task:
     distribution, with log p(u) of the model estimated by importance sampling
     (``num_eval_samples`` recognition samples): an estimate that is high on
     average, since the estimate of log p(u) is low on average.
+
+    Metric ``pairs_drawn``: how many of the 2 * width direction-specific parts
+    (:func:`wsjax.data.shifter_masks`: a pixel of the row with the pixel it
+    lands on, one direction) some first-layer hidden unit draws on its own
+    (:func:`wsjax.evaluation.parts_drawn`, with ``fold_in(key, 1)``). A top unit
+    can only read the direction from such units: a machine that encodes it has
+    all of them.
     """
     images, probs, _ = data_lib.shifter_distribution(width)
     images, probs = jnp.asarray(images), jnp.asarray(probs, jnp.float32)
     entropy_bits = float(-np.sum(np.asarray(probs) * np.log2(np.asarray(probs))))
+    masks = data_lib.shifter_masks(width)
 
     def eval_fn(key, params, data=None):
         log_model = estimate_log_prob(key, params, images, num_eval_samples)
         cross = -jnp.sum(probs * log_model) / math.log(2.0)
-        return {"kl_bits": cross - entropy_bits}
+        pairs = parts_drawn(jax.random.fold_in(key, 1), params, masks)
+        return {"kl_bits": cross - entropy_bits, "pairs_drawn": pairs.astype(jnp.float32)}
 
     return Task(
         name="shifter", layer_sizes=(4 * width, 24, 1),
