@@ -347,8 +347,10 @@ def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):
     plotting.plot_curves(result, task.metric, os.path.join(out, "curves.png"), logy=logy)
     plotting.plot_final_vs_axis(result, task.metric, axis, os.path.join(out, "final_vs_axis.png"))
     print(runner.summary_markdown(summary), end="")
-    logging.info("%d runs in %.1f s (resumed from eval %d)",
-                 int(np.prod(result.grid_shape)) * len(result.seeds), result.seconds,
+    logging.info("%d runs in %s (resumed from eval %d)",
+                 int(np.prod(result.grid_shape)) * len(result.seeds),
+                 f"{result.seconds:.1f} s" if result.seconds is not None else
+                 f"{result.session_seconds:.1f} s this session (earlier sessions' not recorded)",
                  result.resumed_from)
     return result, summary
 

@@ -91,7 +91,7 @@ def main(argv):
         factorial_bernoulli_test_nll=baseline,
         epochs=epochs, train_seconds=result.seconds,
         train_seconds_this_process=result.session_seconds, resumed_from_eval=result.resumed_from,
-        seconds_per_epoch=result.seconds / epochs))
+        seconds_per_epoch=None if result.seconds is None else result.seconds / epochs))
 
     out, best = FLAGS.output_dir, common.best_params(result, summary)
     dreams, _ = jax.vmap(wsjax.sample_generative, in_axes=(0, None))(

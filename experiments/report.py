@@ -60,7 +60,9 @@ def report(run_dir: str) -> str:
     lines = [f"#### {results.get('dataset', os.path.basename(run_dir))}: {run_dir}", ""]
     command = results.get("command")
     lines.append((f"`{command}`" if command else "(command not recorded)")
-                 + f": {num_runs} runs, {results['seconds']:.0f} s of training"
+                 + f": {num_runs} runs, " + (f"{results['seconds']:.0f} s of training"
+                                             if results.get("seconds") is not None
+                                             else "training time not recorded")
                  + (f" (resumed from evaluation {results['resumed_from']})"
                     if results.get("resumed_from") else "") + ".")
     lines.append("")
@@ -143,7 +145,9 @@ def table(run_dirs) -> str:
             point = ", ".join(f"{a} {row['labels'][a]}" for a in summary["axes"])
             cells = ["-".join(str(n) for n in sizes), name, point,
                      "" if epochs is None else f"{epochs:g}",
-                     f"{results['seconds'] / 60:.1f} min", "" if per_epoch is None else f"{per_epoch:.1f}",
+                     "not recorded" if results.get("seconds") is None
+                     else f"{results['seconds'] / 60:.1f} min",
+                     "" if per_epoch is None else f"{per_epoch:.1f}",
                      f"{metric} {_fmt(row['median'], 2)}"]
             if key in tests:
                 t = np.asarray(tests[key], float)

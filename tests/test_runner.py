@@ -87,6 +87,27 @@ def test_every_run_diverged_still_summarizes():
     assert "Every run diverged" in runner.summary_markdown(summary)
 
 
+def test_results_of_a_resume_from_an_old_checkpoint_keep_the_earlier_training_time(tmp_path):
+    import json
+    # A checkpoint of an older version records no training time (seconds None): the time of
+    # the finished earlier session comes from the results.json it wrote, plus this session's.
+    earlier = _result([[0.5, 0.3], [0.2, 0.1]])._replace(seconds=280.0, session_seconds=280.0)
+    runner.write_results(str(tmp_path), earlier, "kl_bits")
+    resumed = earlier._replace(seconds=None, session_seconds=0.5, resumed_from=1)
+    runner.write_results(str(tmp_path), resumed, "kl_bits")
+    with open(tmp_path / "results.json") as f:
+        written = json.load(f)
+    assert written["seconds"] == 280.5 and written["session_seconds"] == 0.5
+    # With no earlier results the time is unknown, and written as such, not as 0.
+    runner.write_results(str(tmp_path / "fresh"), resumed, "kl_bits")
+    with open(tmp_path / "fresh" / "results.json") as f:
+        assert json.load(f)["seconds"] is None
+    from experiments import report
+    assert ("4 runs, training time not recorded (resumed from evaluation 1)."
+            in report.report(str(tmp_path / "fresh")))
+    assert "4 runs, 280 s of training (resumed" in report.report(str(tmp_path))
+
+
 @pytest.mark.parametrize("specs, message", [
     ([], "at least one"), (["abc"], "not a number"), (["1:2:3"], "generative:recognition"),
     (["-1"], "finite and >= 0"), (["nan"], "finite and >= 0"),

@@ -74,7 +74,10 @@ class SweepResult(NamedTuple):
       axes: ordered name -> numpy array of the values swept along that axis.
       seeds: numpy [S] int: run s used ``jax.random.split(key(seed), S)[s]``.
       seconds: wall time of the training loop (compilation included), summed over every
-        session of a resumed sweep: the checkpoints carry the time so far.
+        session of a resumed sweep: the checkpoints carry the time so far. None when the
+        sweep resumed from a checkpoint of an older version, which kept no training time
+        (:func:`write_results` then takes the earlier sessions' time from the directory's
+        results.json, where a finished earlier session left one).
       resumed_from: number of evaluations restored from a checkpoint (0 for a fresh run).
       session_seconds: the part of ``seconds`` spent in this process.
     """
@@ -84,7 +87,7 @@ class SweepResult(NamedTuple):
     steps: np.ndarray
     axes: dict
     seeds: np.ndarray
-    seconds: float
+    seconds: float | None
     resumed_from: int = 0
     session_seconds: float | None = None
 
@@ -364,7 +367,8 @@ def run_sweep(
             logging.info("resumed from checkpoint %s at eval %d/%d", checkpoint_dir, latest, num_evals)
             if _WALL not in saved:
                 logging.warning("the checkpoint does not record the training time before it (an "
-                                "older version wrote it): the sweep's seconds count this session only")
+                                "older version wrote it): the training time is taken from the "
+                                "results.json of a finished earlier session, if there is one")
 
     logging.info("sweep: grid %s x %d seeds = %d runs, %d steps each, in %d blocks of %d (%s "
                  "vectorized) over %d devices in %d processes",
@@ -422,7 +426,7 @@ def run_sweep(
     stacked = {k: np.stack([h[k] for h in history], axis=-1) for k in history[0]}
     steps = stacked.pop("step")[0]
     wall = stacked.pop(_WALL, None)
-    seconds = session if wall is None else float(wall[0, -1])
+    seconds = None if wall is None else float(wall[0, -1])
     out = {k: v.reshape(*shape, num_seeds, num_evals) for k, v in stacked.items()}
     final = jax.tree.map(lambda a: a.reshape(*shape, num_seeds, *a.shape[1:]),
                          _from_blocks(_to_host(state), num_runs))
@@ -518,6 +522,10 @@ def write_results(output_dir: str, result: SweepResult, metric: str, lower_is_be
     its name, and ``seeds``. metrics.csv has one row per (point, seed, eval) and
     one column per axis.
 
+    results.json's ``seconds`` is ``result.seconds``, or, when that is None (a sweep
+    resumed from an older version's checkpoint), the ``seconds`` of the results.json
+    already there plus this session's, or null if there is none.
+
     Returns:
       The summary dict (also stored in results.json with ``extra``).
     """
@@ -540,7 +548,16 @@ def write_results(output_dir: str, result: SweepResult, metric: str, lower_is_be
     with open(os.path.join(output_dir, "summary.md"), "w") as f:
         f.write(summary_markdown(summary))
     final = result.metrics[metric][..., -1]
-    payload = dict(summary=summary, seconds=result.seconds, session_seconds=result.session_seconds,
+    seconds, path = result.seconds, os.path.join(output_dir, "results.json")
+    if seconds is None and os.path.exists(path):
+        # Resumed from an older version's checkpoint: the earlier sessions' time is only in
+        # the results they wrote when they finished (the directory holds one run: its identity
+        # was checked before the sweep).
+        with open(path) as f:
+            earlier = json.load(f).get("seconds")
+        if earlier is not None:
+            seconds = earlier + (result.session_seconds or 0.0)
+    payload = dict(summary=summary, seconds=seconds, session_seconds=result.session_seconds,
                    resumed_from=result.resumed_from,
                    axes={n: [value_label(v) for v in vals] for n, vals in result.axes.items()},
                    final=[dict(labels=labels, values=final[index].tolist())
