@@ -48,12 +48,11 @@ def main(argv):
         jax.random.key(FLAGS.seed), p, data_lib.bars_masks())))(common.flat_runs(result))
     final = {"bars_drawn": np.asarray(drawn).reshape(result.metrics["kl_bits"].shape[:-1]),
              "orientation": np.asarray(result.metrics["orientation"][..., -1])}
-    by_point = lambda a: [dict(labels=row["labels"], values=a[tuple(row["index"])].tolist())
-                          for row in summary["rows"]]
     every_bar, oriented = final["bars_drawn"] == 8, final["orientation"] >= 0.9
     common.write_json("structure.json", {
-        "bars_drawn": by_point(final["bars_drawn"]),
-        "best_top_unit_orientation_accuracy": by_point(final["orientation"]),
+        "bars_drawn": common.per_point(summary["rows"], final["bars_drawn"]),
+        "best_top_unit_orientation_accuracy": common.per_point(summary["rows"],
+                                                               final["orientation"]),
         "runs_with_every_bar": int(every_bar.sum()), "runs_oriented": int(oriented.sum()),
         "runs_with_both": int((every_bar & oriented).sum()), "runs": int(every_bar.size)})
     print(f"of {every_bar.size} runs: {int(every_bar.sum())} draw all 8 bars, "

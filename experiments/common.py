@@ -361,6 +361,17 @@ def flat_runs(result):
     return jax.tree.map(lambda a: a.reshape(-1, *a.shape[lead:]), result.state.params)
 
 
+def per_point(rows, values):
+    """``[{"labels", "values"}]``, one per row of a summary: the seeds' ``values`` at its point.
+
+    Args:
+      rows: ``summary["rows"]`` (each with ``labels`` and its grid ``index``).
+      values: array [*grid, seeds].
+    """
+    return [dict(labels=row["labels"], values=np.asarray(values)[tuple(row["index"])].tolist())
+            for row in rows]
+
+
 def best_params(result, summary):
     """The params of the best run of the sweep (the one with the best final metric)."""
     b = summary["best"]

@@ -86,8 +86,7 @@ def main(argv):
     common.write_json("test.json", dict(
         dataset=task.name, test_examples=int(test.shape[0]),
         test_importance_samples=FLAGS.test_samples,
-        test_nll=[dict(labels=row["labels"], values=(-log_lik[tuple(row["index"])]).tolist())
-                  for row in points],
+        test_nll=common.per_point(points, -log_lik),
         factorial_bernoulli_test_nll=baseline,
         epochs=epochs, train_seconds=result.seconds,
         train_seconds_this_process=result.session_seconds, resumed_from_eval=result.resumed_from,

@@ -40,6 +40,11 @@ def _read(path):
         raise app.UsageError(f"{path}: cannot be read ({e})") from None
 
 
+def _by_labels(points):
+    """{sorted (axis, label) pairs: values} of a results file's per-point list."""
+    return {tuple(sorted(p["labels"].items())): p["values"] for p in points}
+
+
 def _fmt(x, digits=3):
     return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
@@ -54,7 +59,7 @@ def report(run_dir: str) -> str:
     structure = _read(os.path.join(run_dir, "structure.json"))
     summary = results["summary"]
     metric, axes = summary["metric"], summary["axes"]
-    finals = {tuple(sorted(p["labels"].items())): p["values"] for p in results["final"]}
+    finals = _by_labels(results["final"])
     num_runs = sum(len(v) for v in finals.values())
     digits = 2 if metric.endswith("nll") else 3
     lines = [f"#### {results.get('dataset', os.path.basename(run_dir))}: {run_dir}", ""]
@@ -70,19 +75,17 @@ def report(run_dir: str) -> str:
     if test:
         k = test["test_importance_samples"]
         head += [f"test NLL (K={k}, {test['test_examples']} images), median", "best test NLL"]
-        tests = {tuple(sorted(p["labels"].items())): p["values"] for p in test["test_nll"]}
+        tests = _by_labels(test["test_nll"])
     if direction:
         head += ["best top unit's direction accuracy, every seed sorted", "runs >= 0.9"]
-        accuracy = {tuple(sorted(p["labels"].items())): p["values"]
-                    for p in direction["best_top_unit_accuracy"]}
-        pairs = {tuple(sorted(p["labels"].items())): p["values"]
-                 for p in direction.get("pairs_drawn", [])}
+        accuracy = _by_labels(direction["best_top_unit_accuracy"])
+        pairs = _by_labels(direction.get("pairs_drawn", []))
         if pairs:
             head.append("direction-specific pairs drawn (of 16), every seed sorted")
     if structure:
         head += ["every bar drawn", "orientation >= 0.9", "both"]
-        drawn, oriented = ({tuple(sorted(p["labels"].items())): np.asarray(p["values"], float)
-                            for p in structure[name]}
+        drawn, oriented = ({k: np.asarray(v, float)
+                            for k, v in _by_labels(structure[name]).items()}
                            for name in ("bars_drawn", "best_top_unit_orientation_accuracy"))
     head.append("every seed, sorted")
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -136,8 +139,7 @@ def table(run_dirs) -> str:
             name += f", {algo['optimizer']}"
         sizes = results.get("layer_sizes") or settings.get("layer_sizes") or []
         summary, metric = results["summary"], results["summary"]["metric"]
-        tests = ({tuple(sorted(p["labels"].items())): p["values"] for p in test["test_nll"]}
-                 if test else {})
+        tests = _by_labels(test["test_nll"]) if test else {}
         epochs = test["epochs"] if test else None
         per_epoch = test.get("seconds_per_epoch") if test else None
         for row in summary["rows"]:

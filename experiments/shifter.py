@@ -52,10 +52,8 @@ def main(argv):
     # From the final machines, as the accuracy, so that a finished run started again has it.
     pairs = np.asarray(jax.jit(jax.vmap(lambda p: evaluation.parts_drawn(
         jax.random.key(FLAGS.seed), p, data_lib.shifter_masks())))(flat)).reshape(runs_shape)
-    by_point = lambda a: [dict(labels=row["labels"], values=a[tuple(row["index"])].tolist())
-                          for row in summary["rows"]]
-    report = {"best_top_unit_accuracy": by_point(best_unit),
-              "pairs_drawn": by_point(pairs),
+    report = {"best_top_unit_accuracy": common.per_point(summary["rows"], best_unit),
+              "pairs_drawn": common.per_point(summary["rows"], pairs),
               "fraction_of_probability_unambiguous": float(probs[clear].sum()),
               "median_over_all_runs": float(np.median(best_unit)),
               "fraction_of_runs_at_least_0.9": float(np.mean(best_unit >= 0.9))}
