@@ -26,7 +26,7 @@ import numpy as np
 import wsjax
 from experiments import common
 from wsjax import data as data_lib
-from wsjax import evaluation, plotting, tasks
+from wsjax import plotting, tasks
 
 common.define_flags(algorithm="rws", num_samples=5, insomnia=0.0, sleep_batch_size=100,
                     learning_rates=["4:8"], num_seeds=32, num_steps=60_000,
@@ -43,19 +43,17 @@ def main(argv):
     task = tasks.bars()
     trainer, hyperparams, axes = common.build(task)
     result, summary = common.run(task, trainer, hyperparams, axes)
-    # From the final machines, so that a finished run started again recomputes it.
-    drawn = jax.jit(jax.vmap(lambda p: evaluation.parts_drawn(
-        jax.random.key(FLAGS.seed), p, data_lib.bars_masks())))(common.flat_runs(result))
-    final = {"bars_drawn": np.asarray(drawn).reshape(result.metrics["kl_bits"].shape[:-1]),
+    masks = data_lib.bars_masks()
+    final = {"bars_drawn": common.final_parts_drawn(result, masks),
              "orientation": np.asarray(result.metrics["orientation"][..., -1])}
-    every_bar, oriented = final["bars_drawn"] == 8, final["orientation"] >= 0.9
+    every_bar, oriented = final["bars_drawn"] == len(masks), final["orientation"] >= 0.9
     common.write_json("structure.json", {
         "bars_drawn": common.per_point(summary["rows"], final["bars_drawn"]),
         "best_top_unit_orientation_accuracy": common.per_point(summary["rows"],
                                                                final["orientation"]),
         "runs_with_every_bar": int(every_bar.sum()), "runs_oriented": int(oriented.sum()),
         "runs_with_both": int((every_bar & oriented).sum()), "runs": int(every_bar.size)})
-    print(f"of {every_bar.size} runs: {int(every_bar.sum())} draw all 8 bars, "
+    print(f"of {every_bar.size} runs: {int(every_bar.sum())} draw all {len(masks)} bars, "
           f"{int(oriented.sum())} have a top unit that tells the orientation (accuracy >= 0.9), "
           f"{int((every_bar & oriented).sum())} both")
 

@@ -17,7 +17,7 @@ import numpy as np
 import optax
 
 import wsjax
-from wsjax import plotting, runner
+from wsjax import evaluation, plotting, runner
 
 FLAGS = flags.FLAGS
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
@@ -359,6 +359,17 @@ def flat_runs(result):
     """The final params of every run of a sweep, leaves [runs, ...] (grid points then seeds)."""
     lead = len(result.grid_shape) + 1
     return jax.tree.map(lambda a: a.reshape(-1, *a.shape[lead:]), result.state.params)
+
+
+def final_parts_drawn(result, masks):
+    """:func:`wsjax.evaluation.parts_drawn` of every run's final machine, [*grid, seeds].
+
+    From the final machines rather than the last evaluation, so that a finished sweep
+    started again recomputes it with the current definition.
+    """
+    drawn = jax.jit(jax.vmap(lambda p: evaluation.parts_drawn(
+        jax.random.key(FLAGS.seed), p, masks)))(flat_runs(result))
+    return np.asarray(drawn).reshape(*result.grid_shape, len(result.seeds))
 
 
 def per_point(rows, values):

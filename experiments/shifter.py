@@ -49,9 +49,8 @@ def main(argv):
         jax.random.key(FLAGS.seed), p, *args, FLAGS.num_direction_samples)))
     runs_shape = (*result.grid_shape, len(result.seeds))
     best_unit = np.asarray(accuracy(flat)).max(-1).reshape(runs_shape)
-    # From the final machines, as the accuracy, so that a finished run started again has it.
-    pairs = np.asarray(jax.jit(jax.vmap(lambda p: evaluation.parts_drawn(
-        jax.random.key(FLAGS.seed), p, data_lib.shifter_masks())))(flat)).reshape(runs_shape)
+    masks = data_lib.shifter_masks()
+    pairs = common.final_parts_drawn(result, masks)
     report = {"best_top_unit_accuracy": common.per_point(summary["rows"], best_unit),
               "pairs_drawn": common.per_point(summary["rows"], pairs),
               "fraction_of_probability_unambiguous": float(probs[clear].sum()),
@@ -71,7 +70,8 @@ def main(argv):
         jax.random.split(jax.random.key(FLAGS.seed + 1), 24), best)
     plotting.plot_image_grid(dreams, (4, 8), os.path.join(out, "fantasies.png"), num_cols=6,
                              title="fantasies of the best run")
-    print(f"of {pairs.size} runs: {int(np.sum(pairs == 16))} draw all 16 direction-specific "
+    print(f"of {pairs.size} runs: {int(np.sum(pairs == len(masks)))} draw all {len(masks)} "
+          f"direction-specific "
           f"pairs; pairs drawn, median {np.median(pairs):g}, max {pairs.max()}")
     print(f"direction accuracy of the best top unit, median over runs: "
           f"{report['median_over_all_runs']:.3f}; runs >= 0.9: "
