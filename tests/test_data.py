@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 
+import wsjax
 from wsjax import data
 
 
@@ -98,3 +99,24 @@ def test_validate_binary_width_and_pass_through():
         data.validate_binary(np.zeros((2, 3)), n_visible=4)
     out = data.validate_binary(np.array([[0, 1], [1, 1]], np.uint8))
     assert out.dtype == np.float32 and out.tolist() == [[0, 1], [1, 1]]
+
+
+def test_flat_draws_are_the_shaped_draws_under_vmap():
+    # The samplers and the weight init draw flat vectors and reshape them (less code to compile):
+    # the numbers of the draws of two axes they replace, so earlier runs keep their samples.
+    keys = jax.random.split(jax.random.key(3), 4)
+
+    def shaped_bars(key, n):
+        key_orient, key_bars = jax.random.split(key)
+        vertical = jax.random.bernoulli(key_orient, 2 / 3, (n,))
+        bars = jax.random.bernoulli(key_bars, 0.2, (n, 4)).astype(np.float32)
+        return jax.vmap(data._bars_image, in_axes=(0, 0, None))(vertical, bars, 4)
+
+    np.testing.assert_array_equal(jax.vmap(lambda k: data.sample_bars(k, 9))(keys),
+                                  jax.vmap(lambda k: shaped_bars(k, 9))(keys))
+    rows = jax.vmap(lambda k: data.sample_shifter(k, 7)[:, :8])(keys)
+    want = jax.vmap(lambda k: jax.random.bernoulli(jax.random.split(k)[0], 0.2, (7, 8)))(keys)
+    np.testing.assert_array_equal(rows, want.astype(np.float32))
+    layer = jax.vmap(lambda k: wsjax.layers.init_dense(k, 5, 3, 0.5))(keys)
+    np.testing.assert_array_equal(
+        layer["w"], jax.vmap(lambda k: 0.5 * jax.random.normal(k, (3, 5)))(keys))

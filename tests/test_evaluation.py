@@ -94,3 +94,30 @@ def test_shifter_pairs_drawn_counts_direction_specific_units():
     # Units that draw a pixel with both places it could land (either direction) draw no part.
     both = np.stack([masks[2 * i] | masks[2 * i + 1] for i in range(8) for _ in (0, 1)])
     assert drawn(both) == 0
+
+
+def test_direction_accuracy_is_the_mean_top_probability_of_nested_samples():
+    # Sample s of image i comes from split(split(key, n)[i], num_samples)[s]: the definition,
+    # written as the vmap of a vmap, against the function (which maps over one flat axis).
+    # Noisy bar detectors (a bar's unit is on with probability sigmoid(+-2)) under three top
+    # units that read them with different weights: accuracies that depend on the samples.
+    images, probs, right = (np.asarray(a, np.float32) for a in data.bars_orientations(4))
+    machine = _bars_machine()
+    rec0 = {"w": 4.0 * MASKS.astype(np.float32), "b": np.full(8, -2.0, np.float32)}
+    vertical = np.where(np.arange(8) % 2 == 0, 1.0, -1.0).astype(np.float32)
+    rec1 = {"w": np.stack([vertical, 0.5 * vertical + 0.3, np.roll(vertical, 1)]),
+            "b": np.array([0.0, -0.5, 0.2], np.float32)}
+    params = {**machine, "recognition": (rec0, rec1)}
+    key, num = jax.random.key(9), 20
+
+    def top_prob(k, u):
+        def one(kk):
+            hs = wsjax.sample_recognition(kk, params, u)
+            return jax.nn.sigmoid(wsjax.layers.dense_logits(params["recognition"][-1], hs[-2]))
+        return jax.vmap(one)(jax.random.split(k, num)).mean(0)
+
+    q = np.asarray(jax.vmap(top_prob)(jax.random.split(key, len(images)), images))
+    acc = (probs / probs.sum()) @ ((q > 0.5) == (right[:, None] > 0.5))
+    got = evaluation.direction_accuracy(key, params, images, probs, right, num)
+    np.testing.assert_allclose(got, np.maximum(acc, 1 - acc), rtol=1e-6)
+    assert len(set(np.round(np.asarray(got), 6))) > 1  # the units differ: a real comparison

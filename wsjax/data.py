@@ -73,6 +73,17 @@ def sample_batch(key: jax.Array, data: jax.Array, batch_size: int) -> jax.Array:
     return jnp.asarray(data[idx], jnp.float32)
 
 
+def _bernoulli(key, p, shape):
+    """``jax.random.bernoulli(key, p, shape)`` as float32 0/1, drawn flat and reshaped.
+
+    The same numbers (threefry counts elements in row-major order); a flat draw
+    compiles to less index arithmetic than one of two or more axes, most of all
+    under ``vmap`` (see :func:`wsjax.layers.bernoulli_sample`).
+    """
+    flat = jax.random.bernoulli(key, p, (int(np.prod(shape)),))
+    return jnp.reshape(flat, shape).astype(jnp.float32)
+
+
 def _bars_image(vertical, bars, size):
     rows = jnp.broadcast_to(bars[:, None], (size, size))  # horizontal bars: row r on
     return jnp.where(vertical, rows.T, rows).reshape(size * size)
@@ -90,7 +101,7 @@ def sample_bars(
     """
     key_orient, key_bars = jax.random.split(key)
     vertical = jax.random.bernoulli(key_orient, p_vertical, (batch_size,))
-    bars = jax.random.bernoulli(key_bars, p_bar, (batch_size, size)).astype(jnp.float32)
+    bars = _bernoulli(key_bars, p_bar, (batch_size, size))
     return jax.vmap(_bars_image, in_axes=(0, 0, None))(vertical, bars, size)
 
 
@@ -176,7 +187,7 @@ def sample_shifter(
       return_direction: also return the shift direction [batch_size] (1 = right).
     """
     key_row, key_dir = jax.random.split(key)
-    rows = jax.random.bernoulli(key_row, p_on, (batch_size, width)).astype(jnp.float32)
+    rows = _bernoulli(key_row, p_on, (batch_size, width))
     right = jax.random.bernoulli(key_dir, 0.5, (batch_size,))
     images = jax.vmap(_shifter_image)(rows, right)
     if return_direction:

@@ -62,7 +62,9 @@ def init_dense(key: jax.Array, n_in: int, n_out: int, scale: float = 0.0) -> dic
     Returns:
       ``{"w": [n_out, n_in], "b": [n_out]}``, float32.
     """
-    w = scale * jax.random.normal(key, (n_out, n_in), jnp.float32)
+    # Drawn flat: the numbers of a draw of shape [n_out, n_in] (see bernoulli_sample), whose
+    # index arithmetic costs seconds of compilation under a vmap over seeds.
+    w = scale * jnp.reshape(jax.random.normal(key, (n_out * n_in,), jnp.float32), (n_out, n_in))
     return {"w": w, "b": jnp.zeros((n_out,), jnp.float32)}
 
 
