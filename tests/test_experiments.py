@@ -11,11 +11,21 @@ import pytest
 from tests.conftest import ROOT
 
 
+def _split_host(run_module, *args):
+    """bars as a user runs it: XLA_FLAGS names no device count, so --cpu_devices splits the host."""
+    env = run_module.env()
+    env["XLA_FLAGS"] = env["XLA_FLAGS"].replace("--xla_force_host_platform_device_count=1", "")
+    proc = subprocess.run([sys.executable, "-m", "experiments.bars", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
 @pytest.fixture(scope="module")
 def bars_run(run_module, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("bars"))
-    proc = run_module("experiments.bars", f"--output_dir={out}", "--num_steps=400",
-                      "--num_seeds=2", "--num_evals=4", "--learning_rates=1,2:4")
+    proc = _split_host(run_module, f"--output_dir={out}", "--num_steps=400", "--num_seeds=2",
+                       "--num_evals=4", "--learning_rates=1,2:4", "--cpu_devices=2")
     return out, proc
 
 
@@ -26,9 +36,9 @@ def test_bars_writes_every_result_and_figure(bars_run):
                  "structure.json"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     assert "steps/s" in proc.stderr and "Best run" in proc.stdout
-    # bars splits the CPU into one device per core (--cpu_devices=0), except where XLA_FLAGS
-    # already names a device count, as the test harness does (1).
-    assert "over 1 devices" in proc.stderr
+    # --cpu_devices=2 splits the host in two (test_a_diverged_rate...: not where XLA_FLAGS
+    # already names a device count); 2 points x 2 seeds, one vectorized block per device.
+    assert "in 2 blocks of 2 (runs vectorized) over 2 devices" in proc.stderr
     npz = np.load(os.path.join(out, "metrics.npz"))
     assert npz["kl_bits"].shape == (2, 2, 4) and list(npz["step"]) == [100, 200, 300, 400]
     np.testing.assert_array_equal(npz["learning_rate"], [[1, 1], [2, 4]])
@@ -64,8 +74,8 @@ def test_report_prints_the_table_from_the_run_files(bars_run, run_module, tmp_pa
 
 def test_bars_flagfile_reproduces_the_run(bars_run, run_module, tmp_path):
     out, _ = bars_run
-    run_module("experiments.bars", f"--flagfile={os.path.join(out, 'flags.txt')}",
-               f"--output_dir={tmp_path}")
+    _split_host(run_module, f"--flagfile={os.path.join(out, 'flags.txt')}",
+                f"--output_dir={tmp_path}")
     np.testing.assert_array_equal(np.load(os.path.join(out, "metrics.npz"))["kl_bits"],
                                   np.load(os.path.join(tmp_path, "metrics.npz"))["kl_bits"])
 
@@ -103,6 +113,9 @@ def test_a_diverged_rate_is_reported_and_everything_else_written(run_module, tmp
     for attempt in range(2):  # the rerun resumes the finished sweep and writes it all again
         proc = run_module("experiments.bars", *args, timeout=120)
         assert "2 run(s) diverged" in proc.stdout, proc.stdout
+        # bars splits the CPU into one device per core (--cpu_devices=0), except where
+        # XLA_FLAGS already names a device count, as the test harness does (1).
+        assert "over 1 devices" in proc.stderr
         for name in ("summary.md", "results.json", "metrics.npz", "curves.png",
                      "final_vs_axis.png", "weights.png", "fantasies.png"):
             assert os.path.getsize(tmp_path / name) > 0, name
@@ -221,15 +234,7 @@ def test_mnist_names_a_missing_test_split_and_bad_test_flags(run_module, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
-def test_cpu_devices_splits_the_host_unless_xla_flags_already_do(run_module, tmp_path):
-    env = run_module.env()
-    env["XLA_FLAGS"] = env["XLA_FLAGS"].replace("--xla_force_host_platform_device_count=1", "")
-    args = [sys.executable, "-m", "experiments.bars", "--num_steps=100", "--num_evals=1",
-            "--num_seeds=2", "--learning_rates=4:8,4:16", "--cpu_devices=2"]
-    split = subprocess.run([*args, f"--output_dir={tmp_path / 'a'}"], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=120)
-    assert split.returncode == 0, split.stderr[-2000:]
-    assert "in 2 blocks of 2 (runs vectorized) over 2 devices" in split.stderr
+def test_a_negative_cpu_devices_is_refused(run_module, tmp_path):
     bad = run_module("experiments.bars", "--cpu_devices=-1", f"--output_dir={tmp_path / 'c'}",
                      timeout=60, check=False)
     assert bad.returncode == 2
