@@ -31,6 +31,8 @@ def compile_cache(tmp_path_factory):
 def run_module(compile_cache):
     """run_module(module, *args, devices=1, timeout=300, check=True, fast_compile=True).
 
+    ``devices`` is the XLA host device count of the subprocess, or None for none named.
+
     ``fast_compile`` compiles as the in-process tests do (most subprocess runs are dominated
     by compilation); the tests of bitwise reproducibility across layouts, devices and
     processes pass False, so that they hold XLA's default compiler to the guarantee.
@@ -41,10 +43,12 @@ def run_module(compile_cache):
                    JAX_COMPILATION_CACHE_DIR=compile_cache,
                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-        out["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        # devices=None names no device count, as a user's XLA_FLAGS would not.
+        flags = [] if devices is None else [f"--xla_force_host_platform_device_count={devices}"]
         if fast_compile:
-            out["XLA_FLAGS"] += (" --xla_backend_optimization_level=0"
-                                 " --xla_llvm_disable_expensive_passes=true")
+            flags += ["--xla_backend_optimization_level=0",
+                      "--xla_llvm_disable_expensive_passes=true"]
+        out["XLA_FLAGS"] = " ".join(flags)
         return out
 
     def run(module, *args, devices=1, timeout=300, check=True, fast_compile=True):

@@ -2,30 +2,19 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
-
-
-def _split_host(run_module, *args):
-    """bars as a user runs it: XLA_FLAGS names no device count, so --cpu_devices splits the host."""
-    env = run_module.env()
-    env["XLA_FLAGS"] = env["XLA_FLAGS"].replace("--xla_force_host_platform_device_count=1", "")
-    proc = subprocess.run([sys.executable, "-m", "experiments.bars", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc
 
 
 @pytest.fixture(scope="module")
 def bars_run(run_module, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("bars"))
-    proc = _split_host(run_module, f"--output_dir={out}", "--num_steps=400", "--num_seeds=2",
-                       "--num_evals=4", "--learning_rates=1,2:4", "--cpu_devices=2")
+    # As a user runs it: no device count in XLA_FLAGS, so --cpu_devices splits the host.
+    proc = run_module("experiments.bars", f"--output_dir={out}", "--num_steps=400",
+                      "--num_seeds=2", "--num_evals=4", "--learning_rates=1,2:4",
+                      "--cpu_devices=2", devices=None)
     return out, proc
 
 
@@ -74,8 +63,8 @@ def test_report_prints_the_table_from_the_run_files(bars_run, run_module, tmp_pa
 
 def test_bars_flagfile_reproduces_the_run(bars_run, run_module, tmp_path):
     out, _ = bars_run
-    _split_host(run_module, f"--flagfile={os.path.join(out, 'flags.txt')}",
-                f"--output_dir={tmp_path}")
+    run_module("experiments.bars", f"--flagfile={os.path.join(out, 'flags.txt')}",
+               f"--output_dir={tmp_path}", devices=None)
     np.testing.assert_array_equal(np.load(os.path.join(out, "metrics.npz"))["kl_bits"],
                                   np.load(os.path.join(tmp_path, "metrics.npz"))["kl_bits"])
 
