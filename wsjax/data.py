@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wsjax.layers import draw_flat
+
 __all__ = [
     "validate_binary",
     "sample_batch",
@@ -74,14 +76,8 @@ def sample_batch(key: jax.Array, data: jax.Array, batch_size: int) -> jax.Array:
 
 
 def _bernoulli(key, p, shape):
-    """``jax.random.bernoulli(key, p, shape)`` as float32 0/1, drawn flat and reshaped.
-
-    The same numbers (threefry counts elements in row-major order); a flat draw
-    compiles to less index arithmetic than one of two or more axes, most of all
-    under ``vmap`` (see :func:`wsjax.layers.bernoulli_sample`).
-    """
-    flat = jax.random.bernoulli(key, p, (int(np.prod(shape)),))
-    return jnp.reshape(flat, shape).astype(jnp.float32)
+    """``jax.random.bernoulli(key, p, shape)`` as float32 0/1, drawn flat (``draw_flat``)."""
+    return draw_flat(lambda s: jax.random.bernoulli(key, p, s), shape).astype(jnp.float32)
 
 
 def _bars_image(vertical, bars, size):
