@@ -59,6 +59,15 @@ def define_flags(skip=(), **defaults):
     flags.DEFINE_list("layer_rate_scales", d("layer_rate_scales", ["1"]),
                       "Rate multiplier per layer of conditionals (the prior takes the top one): "
                       "'m', or 'start:end' moving geometrically over the run; one entry for all.")
+    flags.DEFINE_list("activity_weight", d("activity_weight", ["0"]),
+                      "Weight of the recognition units' activity term (wsjax.phases."
+                      "activity_grads): one value, or one per layer of conditionals (0: none).")
+    flags.DEFINE_list("activity_floor", d("activity_floor", ["0.02"]),
+                      "Mean recognition probability below which a unit is turned up; one per "
+                      "layer or one for all.")
+    flags.DEFINE_list("activity_ceiling", d("activity_ceiling", ["1"]),
+                      "Mean recognition probability above which a unit is turned down; one per "
+                      "layer or one for all.")
     flags.DEFINE_list("init_scale", d("init_scale", ["0"]),
                       "Standard deviation of the initial weights: one value, or one per layer.")
     flags.DEFINE_string("init_biases", d("init_biases", "0:0:0"),
@@ -220,11 +229,15 @@ def build(task, num_steps=None, eval_every=None):
         if len(biases) != 3:
             raise flags.ValidationError(
                 f"--init_biases must be 'prior:generative:recognition', got {FLAGS.init_biases!r}")
-        scale = [_floats("init_scale", v)[0] for v in FLAGS.init_scale]
+        scale, activity = ([_floats(name, v)[0] for v in FLAGS[name].value] for name in
+                           ("init_scale", "activity_weight"))
+        floor, ceiling = ([_floats(name, v)[0] for v in FLAGS[name].value] for name in
+                          ("activity_floor", "activity_ceiling"))
         overrides = dict(learning_rate=rates[0], lr_decay=FLAGS.lr_decay, decay_steps=num_steps,
                          layer_rate_start=start, layer_rate_end=end, init_scale=scale,
                          prior_bias=biases[0], generative_bias=biases[1],
-                         recognition_bias=biases[2])
+                         recognition_bias=biases[2], activity_weight=activity,
+                         activity_floor=floor, activity_ceiling=ceiling)
         if FLAGS.algorithm == "rws":
             overrides["insomnia"] = FLAGS.insomnia
         hyperparams = trainer.default_hyperparams(**overrides)

@@ -4,6 +4,12 @@ Trains a grid x seeds of a 32-24-1 machine on 4x8 shifter images (a random row,
 copied, over the same row shifted one place left or right), then asks of every
 run how well its top units encode the shift direction
 (:func:`wsjax.evaluation.direction_accuracy`: 0.5 is chance, 1.0 a perfect unit).
+The defaults: 16 seeds of reweighted wake-sleep (K = 5, the recognition model
+trained by the sleep phase alone on 100 dreams a step) with an activity band on
+the hidden layer (``--activity_weight=10,0 --activity_ceiling=0.2``: a hidden unit
+whose mean recognition probability leaves [0.02, 0.2] is pushed back,
+:func:`wsjax.phases.activity_grads`; the top unit is left free). Without the band
+no setting tried gets the direction into the top unit (README, Results).
 Writes to --output_dir what experiments.sweep writes, direction.json (per run: the best top
 unit's accuracy, and how many of the 16 direction-specific pairs of pixels some hidden unit
 draws on its own, :func:`wsjax.data.shifter_masks`), weights.png
@@ -25,9 +31,11 @@ from experiments import common
 from wsjax import data as data_lib
 from wsjax import evaluation, plotting, tasks
 
-common.define_flags(learning_rates=["0.5:1", "1:2"], num_seeds=8, num_steps=100_000,
-                    layer_sizes=["32", "24", "1"], lr_decay=0.1, init_biases="0:-1.4:-1.4",
-                    init_scale=["0.1"], output_dir="runs/shifter")
+common.define_flags(algorithm="rws", num_samples=5, insomnia=0.0, sleep_batch_size=100,
+                    learning_rates=["1:2"], num_seeds=16, num_steps=100_000,
+                    layer_sizes=["32", "24", "1"], lr_decay=0.1, init_biases="0:-3:-1.4",
+                    init_scale=["0.1"], activity_weight=["10", "0"], activity_ceiling=["0.2"],
+                    vectorize="runs", cpu_devices=0, output_dir="runs/shifter")
 flags.DEFINE_integer("num_direction_samples", 200, "Recognition samples per image for the "
                      "direction test.")
 FLAGS = flags.FLAGS

@@ -11,8 +11,8 @@ import pytest
 
 import wsjax
 from tests.helpers import random_machine
-from wsjax.model import generative_params, recognition_params
-from wsjax.phases import sleep_grads, sleep_step, wake_grads, wake_step
+from wsjax.model import generative_params, recognition_params, sample_up
+from wsjax.phases import activity_grads, sleep_grads, sleep_step, wake_grads, wake_step
 from wsjax.reweighted import rws_step
 
 SIZES = (4, 3, 2)
@@ -77,6 +77,51 @@ def test_sgd_rws_is_rws_step():
     chex.assert_trees_all_close(state.params, want, atol=1e-6, rtol=0)
     assert isinstance(info, wsjax.RWSInfo)
     chex.assert_tree_all_finite(info)
+
+
+@pytest.mark.parametrize("weight", [1.5, [1.5, 0.0]])  # every layer; the first layer only
+@pytest.mark.parametrize("name", ["wake_sleep-sgd", "rws-sgd"])
+def test_the_activity_term_is_added_to_the_recognition_update(name, weight):
+    algo, step = BUNDLES[name], STEPS[name]
+    lr, floor, ceiling = [0.2, 0.3], 0.4, 0.6
+    plain = step(KEY, algo.init(PARAMS, _hp(algo, learning_rate=lr)), U)[0].params
+    lifted = step(KEY, algo.init(PARAMS, _hp(algo, learning_rate=lr, activity_weight=weight,
+                                             activity_floor=floor, activity_ceiling=ceiling)),
+                  U)[0].params
+    # The wake samples of either step (its first split of the key).
+    wake_key = jax.random.split(KEY)[0]
+    hs = sample_up(wake_key, PARAMS, U, num_samples=3 if algo.name == "rws" else None)
+    term = activity_grads(PARAMS, U, hs, floor, ceiling)
+    per_layer = np.broadcast_to(weight, (len(SIZES) - 1,))
+    want = {"recognition": tuple(
+        jax.tree.map(lambda p, g, w=w: p - lr[1] * w * g, layer, grads) for w, layer, grads in
+        zip(per_layer, plain["recognition"], term["recognition"]))}
+    chex.assert_trees_all_close(recognition_params(lifted), want, atol=1e-6, rtol=0)
+    chex.assert_trees_all_close(generative_params(lifted), generative_params(plain), atol=0, rtol=0)
+    assert _diff(term, jax.tree.map(jnp.zeros_like, term)) > 1e-3  # the term is not empty
+
+
+def test_the_activity_floor_brings_back_a_unit_the_recognition_model_never_turns_on():
+    """Hidden unit 0 starts dead (recognition and prior biases -12: no wake sample and no
+    dream has it on): plain wake-sleep keeps it off, with the activity term its mean
+    probability on the data rises to the floor."""
+    params = random_machine(1, (6, 3), scale=0.5)
+    rec = params["recognition"][0]
+    params["recognition"] = ({**rec, "b": rec["b"].at[0].set(-12.0)},)
+    params["prior"] = {"b": params["prior"]["b"].at[0].set(-12.0)}
+    data = jnp.asarray(np.random.default_rng(2).integers(0, 2, (20, 6)), jnp.float32)
+    algo = BUNDLES["wake_sleep-sgd"]
+
+    def final_mean(weight):
+        state = algo.init(params, _hp(algo, learning_rate=0.5, activity_weight=weight,
+                                      activity_floor=0.1))
+        state, _ = jax.lax.scan(lambda s, k: (algo.step(k, s, data)[0], None), state,
+                                jax.random.split(KEY, 300))
+        r = state.params["recognition"][0]
+        return float(jnp.mean(jax.nn.sigmoid(data @ r["w"].T + r["b"])[:, 0]))
+
+    assert final_mean(0.0) < 1e-3
+    assert final_mean(1.0) > 0.05
 
 
 def test_adam_keeps_a_separate_state_per_half():
@@ -160,12 +205,13 @@ def test_same_key_same_state_other_key_other_state(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_vmap_over_hyperparameters_equals_a_loop(name):
     algo, step = BUNDLES[name], STEPS[name]
-    axes = {"learning_rate": [0.01, [0.05, 0.1]], "lr_decay": [1.0, 0.5]}
+    axes = {"learning_rate": [0.01, [0.05, 0.1]], "lr_decay": [1.0, 0.5],
+            "activity_weight": [0.0, 2.0]}
     if algo.name == "rws":
         axes["insomnia"] = [0.0, 1.0]
     if "adam" in name:
         axes["optimizer.b1"] = [0.8, 0.9]
-    points = wsjax.grid(_hp(algo, decay_steps=2.0), axes)
+    points = wsjax.grid(_hp(algo, decay_steps=2.0, activity_floor=0.3), axes)
     states = jax.vmap(algo.init, in_axes=(None, 0))(PARAMS, points)
     vstep = jax.jit(jax.vmap(step, in_axes=(None, 0, None)))
     keys = jax.random.split(KEY, 2)
@@ -215,6 +261,9 @@ def test_eager_smoke():
      "unknown hyperparameters \\['insomnia'\\]"),
     (lambda: wsjax.rws().default_hyperparams(insomnia=1.5), ValueError, "insomnia must be in"),
     (lambda: wsjax.rws().default_hyperparams(learning_rate=-1.0), ValueError, "learning_rate"),
+    (lambda: wsjax.rws().default_hyperparams(activity_weight=-1.0), ValueError, "activity_weight"),
+    (lambda: wsjax.wake_sleep().default_hyperparams(activity_floor=0.5, activity_ceiling=0.2),
+     ValueError, "activity_floor \\(0.5\\) must not exceed activity_ceiling"),
     (lambda: wsjax.rws().default_hyperparams(learning_rate=float("nan")), ValueError,
      "learning_rate"),
     (lambda: wsjax.rws().default_hyperparams(lr_decay=float("inf")), ValueError, "lr_decay"),

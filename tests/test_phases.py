@@ -188,3 +188,25 @@ def test_shape_mismatch_names_both_shapes():
 def test_bad_layer_sizes(sizes):
     with pytest.raises(ValueError, match="layer_sizes"):
         wsjax.init(jax.random.key(0), sizes)
+
+
+@pytest.mark.parametrize("num_samples", [None, 3])
+def test_activity_grads_move_only_the_units_outside_the_band(num_samples):
+    params = random_machine(4, (5, 4, 3))
+    u = _data(2, 6, 5)
+    hs = wsjax.model.sample_up(jax.random.key(5), params, u, num_samples=num_samples)
+    f = lambda a: np.asarray(a, np.float64)
+    inputs = [f(u), *(f(h).reshape(-1, h.shape[-1]) for h in hs[:-1])]
+    q_means = [sigmoid(x @ f(rec["w"]).T + f(rec["b"])).mean(0)
+               for x, rec in zip(inputs, params["recognition"])]
+    floor, ceiling = np.quantile(np.concatenate(q_means), [0.3, 0.7])  # units on each side
+    got = phases.activity_grads(params, u, hs, floor, ceiling)
+    for l, (x, q_mean) in enumerate(zip(inputs, q_means)):
+        # Hinton (2010), section 11: q - p at the input of each unit outside the band.
+        c = np.where(q_mean < floor, q_mean - floor,
+                     np.where(q_mean > ceiling, q_mean - ceiling, 0.0))
+        np.testing.assert_allclose(f(got["recognition"][l]["b"]), c, atol=1e-6)
+        np.testing.assert_allclose(f(got["recognition"][l]["w"]), np.outer(c, x.mean(0)), atol=1e-6)
+    q = np.concatenate(q_means)
+    assert (q < floor).any() and (q > ceiling).any() and ((q >= floor) & (q <= ceiling)).any()
+    assert set(got) == {"recognition"}

@@ -25,6 +25,13 @@ itself, ``logits_fn``) is an argument of the factory. The keys:
   (scalar or [L]), a rate multiplier moving geometrically from start to end
   over the same ``decay_steps``; generative and recognition conditional l take
   entry l, the prior takes the top entry. 0 freezes a layer.
+* ``activity_weight``, ``activity_floor`` and ``activity_ceiling``: per
+  layer (scalar or [L]; recognition conditional l, the units of h_{l+1}),
+  units whose mean recognition probability on the wake batch falls below the
+  floor (rises above the ceiling) get ``activity_weight`` times
+  :func:`~wsjax.phases.activity_grads` added to their gradient, which turns
+  them up (down): dead units come back. ``activity_weight = 0`` (default) is
+  the plain algorithm.
 * ``insomnia`` (RWS only): weight in [0, 1] of the wake-phase recognition
   update against the sleep phase.
 * ``optimizer``: a dict of keyword arguments of the optimizer (``{"b1": 0.8}``
@@ -64,8 +71,8 @@ import optax
 from wsjax._api import check_positive_int, is_traced
 from wsjax.layers import LogitsFn, dense_logits
 from wsjax.model import generative_params, recognition_params
-from wsjax.phases import sleep_grads, wake_grads
-from wsjax.reweighted import RWSInfo, rws_grads
+from wsjax.phases import _wake_grads, activity_grads, sleep_grads
+from wsjax.reweighted import RWSInfo, _rws_grads
 
 __all__ = [
     "Algorithm",
@@ -131,7 +138,13 @@ class Algorithm(NamedTuple):
 
 
 _COMMON_DEFAULTS = dict(learning_rate=0.1, lr_decay=1.0, decay_steps=1.0,
-                        layer_rate_start=1.0, layer_rate_end=1.0)
+                        layer_rate_start=1.0, layer_rate_end=1.0, activity_weight=0.0,
+                        activity_floor=0.02, activity_ceiling=1.0)
+
+
+# Hyperparameters with one value per layer of conditionals (a scalar means every layer).
+PER_LAYER = ("layer_rate_start", "layer_rate_end", "activity_weight", "activity_floor",
+             "activity_ceiling")
 
 
 def _as_leaf(name, value):
@@ -171,6 +184,9 @@ def check_hyperparams(hyperparams: dict, num_layers: int | None = None) -> None:
                  layer_rate_start=("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0)),
                  layer_rate_end=("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0)),
                  insomnia=("in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
+                 activity_weight=("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0)),
+                 activity_floor=("in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
+                 activity_ceiling=("in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
                  # The training loop's initialisation (wsjax.train), when present.
                  init_scale=("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0)),
                  prior_bias=("finite", np.isfinite), generative_bias=("finite", np.isfinite),
@@ -181,12 +197,18 @@ def check_hyperparams(hyperparams: dict, num_layers: int | None = None) -> None:
         v = _concrete(hyperparams[name])
         if v is not None and not np.all(ok(v)):
             raise ValueError(f"hyperparameter {name} must be {what}, got {v.tolist()}")
+    floor, ceiling = (_concrete(hyperparams.get(k, v)) for k, v in
+                      (("activity_floor", 0.0), ("activity_ceiling", 1.0)))
+    if floor is not None and ceiling is not None and np.any(floor > ceiling):
+        show = lambda v: " ".join(f"{x:.6g}" for x in np.ravel(v))
+        raise ValueError(f"activity_floor ({show(floor)}) must not exceed activity_ceiling "
+                         f"({show(ceiling)})")
     lr = np.shape(hyperparams.get("learning_rate", 0.0))
     if lr not in ((), (1,), (2,)):
         raise ValueError(f"learning_rate must be a scalar or a (generative, recognition) pair, "
                          f"got shape {lr}")
     if num_layers is not None:
-        for name in ("layer_rate_start", "layer_rate_end"):
+        for name in PER_LAYER:
             shape = np.shape(hyperparams.get(name, 1.0))
             if shape not in ((), (1,), (num_layers,)):
                 raise ValueError(f"{name} needs one value or {num_layers} (one per layer of "
@@ -197,7 +219,7 @@ def _canonical(hyperparams, num_layers):
     check_hyperparams(hyperparams, num_layers)
     hp = dict(hyperparams)
     hp["learning_rate"] = jnp.broadcast_to(jnp.asarray(hp["learning_rate"], jnp.float32), (2,))
-    for name in ("layer_rate_start", "layer_rate_end"):
+    for name in PER_LAYER:
         hp[name] = jnp.broadcast_to(jnp.asarray(hp[name], jnp.float32), (num_layers,))
     return hp
 
@@ -263,6 +285,16 @@ def _apply(optimizer, state, grads, params=None):
     return optax.apply_updates(params, updates), opt_state
 
 
+def _activity(hp, params, u, hs, logits_fn):
+    grads = activity_grads(params, u, hs, hp["activity_floor"], hp["activity_ceiling"], logits_fn)
+    return {"recognition": tuple(jax.tree.map(lambda g, w=w: w * g, layer) for w, layer in
+                                 zip(hp["activity_weight"], grads["recognition"]))}
+
+
+def _add(a, b):
+    return jax.tree.map(jnp.add, a, b)
+
+
 def wake_sleep(
     optimizer: Optimizer = optax.sgd, *, sequential: bool = False,
     sleep_batch_size: int | None = None, logits_fn: LogitsFn = dense_logits,
@@ -305,9 +337,11 @@ def wake_sleep(
         key_wake, key_sleep = jax.random.split(key)
         params = state.params
         batch = sleep_batch_size or jnp.shape(u)[0]
-        gen_grads, wake_loss = wake_grads(key_wake, params, u, logits_fn)
+        gen_grads, wake_loss, hs = _wake_grads(key_wake, params, u, logits_fn)
+        activity = _activity(state.hyperparams, params, u, hs, logits_fn)
         if not sequential:
             rec_grads, sleep_loss = sleep_grads(key_sleep, params, batch, logits_fn)
+            rec_grads = _add(rec_grads, activity)
             new_params, opt_state = _apply(optimizer, state, {**gen_grads, **rec_grads})
         else:
             # Two updates of the one transformation, each keeping only its half: the
@@ -316,6 +350,7 @@ def wake_sleep(
             woken, opt_wake = _apply(optimizer, state, {**zeros, **gen_grads})
             dreamer = {**params, **generative_params(woken)}
             rec_grads, sleep_loss = sleep_grads(key_sleep, dreamer, batch, logits_fn)
+            rec_grads = _add(rec_grads, activity)  # the wake update left recognition as it was
             slept, opt_sleep = _apply(optimizer, state, {**zeros, **rec_grads}, dreamer)
             new_params = {**dreamer, **recognition_params(slept)}
             opt_state = optax.PartitionState(inner_states={
@@ -356,8 +391,10 @@ def rws(
         sleep_batch_size = check_positive_int(sleep_batch_size, "sleep_batch_size")
 
     def step_fn(key, state, u):
-        grads, info = rws_grads(key, state.params, u, num_samples, state.hyperparams["insomnia"],
-                                sleep_batch_size, logits_fn)
+        grads, info, hs = _rws_grads(key, state.params, u, num_samples,
+                                     state.hyperparams["insomnia"], sleep_batch_size, logits_fn)
+        activity = _activity(state.hyperparams, state.params, u, hs, logits_fn)
+        grads = {**grads, **_add(recognition_params(grads), activity)}
         new_params, opt_state = _apply(optimizer, state, grads)
         return State(new_params, opt_state, state.hyperparams, state.step + 1), info
 

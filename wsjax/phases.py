@@ -20,8 +20,9 @@ import jax
 import jax.numpy as jnp
 
 from wsjax._api import check_positive_int, public
-from wsjax.layers import LogitsFn, dense_logits
+from wsjax.layers import LogitsFn, conditional, dense_logits
 from wsjax.model import (
+    apply_rows,
     check_visible,
     generative_params,
     layer_sizes,
@@ -31,7 +32,8 @@ from wsjax.model import (
 )
 from wsjax.objectives import sleep_loss, wake_loss
 
-__all__ = ["wake_samples", "sleep_samples", "wake_grads", "sleep_grads", "wake_step", "sleep_step"]
+__all__ = ["wake_samples", "sleep_samples", "wake_grads", "sleep_grads", "activity_grads",
+           "wake_step", "sleep_step"]
 
 
 def wake_samples(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits):
@@ -68,11 +70,17 @@ def wake_grads(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn =
       (grads, loss): grads has the structure of ``generative_params(params)``
       (``{"prior", "generative"}``) and equals minus the batch-averaged wake delta rule.
     """
+    grads, loss, _ = _wake_grads(key, params, u, logits_fn)
+    return grads, loss
+
+
+def _wake_grads(key, params, u, logits_fn):
+    """:func:`wake_grads` and the recognition samples it took them at."""
     u = jnp.asarray(u, jnp.float32)
     hs = wake_samples(key, params, u, logits_fn)
     loss_fn = lambda gen: wake_loss(_merge(params, gen), u, hs, logits_fn)
     loss, grads = jax.value_and_grad(loss_fn)(generative_params(params))
-    return grads, loss
+    return grads, loss, hs
 
 
 def sleep_grads(key: jax.Array, params: dict, batch_size: int, logits_fn: LogitsFn = dense_logits):
@@ -86,6 +94,56 @@ def sleep_grads(key: jax.Array, params: dict, batch_size: int, logits_fn: Logits
     loss_fn = lambda rec: sleep_loss(_merge(params, rec), u, hs, logits_fn)
     loss, grads = jax.value_and_grad(loss_fn)(recognition_params(params))
     return grads, loss
+
+
+def activity_grads(params: dict, u: jax.Array, hs, floor, ceiling=1.0,
+                   logits_fn: LogitsFn = dense_logits):
+    r"""A pseudo-gradient that holds each recognition unit's mean activity within bounds.
+
+    A hidden unit that the recognition model never turns on gets no wake-phase
+    update of its generative weights (they are multiplied by its state), and no
+    dream shows it on, so the sleep phase keeps it off: it stays dead; a unit
+    that is always on is a second bias. This term is the sparsity target of
+    Hinton's guide to training RBMs (2010, section 11) with a band in place of
+    the target: for recognition layer l and each unit j whose mean probability
+    :math:`\bar q_j` over the inputs falls below ``floor`` (above ``ceiling``),
+    the derivative of the penalty with respect to the unit's total input is
+    taken as :math:`c_j = \bar q_j - \text{floor}` (:math:`\bar q_j -
+    \text{ceiling}`: the cross-entropy penalty's derivative, without the
+    sigmoid slope that vanishes for a dead unit), and 0 inside the band.
+    ``floor = ceiling = p`` is the guide's target p; ``ceiling = 1`` only
+    revives dead units. The guide averages :math:`\bar q` over past batches;
+    here it is the mean over this batch. It is handed to the conditional's
+    params as the vector-Jacobian product of the logits at the mean input
+    :math:`\bar x`: for the affine conditional, ``b`` gets :math:`c` and ``w``
+    gets :math:`c\,\bar x^T`. A step ``params - lr * grads`` raises the
+    logits of units below the floor and lowers those above the ceiling.
+
+    Args:
+      params: the machine.
+      u: data [batch, n_visible].
+      hs: recognition samples at ``u`` from ``sample_up``, (h_1, ..., h_L), each
+        [batch, n_l] or [batch, K, n_l] (then every sample counts once).
+      floor, ceiling: the band of mean probabilities left alone, scalars or one per layer
+        [L] (may be traced).
+      logits_fn: the conditional "layer params, input -> logits", or one per layer and side.
+
+    Returns:
+      grads with the structure of ``recognition_params(params)`` (``{"recognition"}``).
+    """
+    inputs = (jnp.asarray(u, jnp.float32), *hs[:-1])
+    num_layers = len(params["recognition"])
+    floor, ceiling = (jnp.broadcast_to(jnp.asarray(v, jnp.float32), (num_layers,))
+                      for v in (floor, ceiling))
+    grads = []
+    for l, layer in enumerate(params["recognition"]):
+        fn = conditional(logits_fn, "recognition", l)
+        x = jnp.reshape(inputs[l], (-1, inputs[l].shape[-1]))
+        q_mean = jnp.mean(jax.nn.sigmoid(apply_rows(fn, layer, x)), axis=0)
+        c = jnp.minimum(q_mean - floor[l], 0.0) + jnp.maximum(q_mean - ceiling[l], 0.0)
+        _, vjp = jax.vjp(lambda p: apply_rows(fn, p, jnp.mean(x, axis=0, keepdims=True)), layer)
+        grads.append(vjp(jax.lax.stop_gradient(c)[None])[0])
+    return {"recognition": tuple(grads)}
 
 
 def _sgd(part, grads, learning_rate):

@@ -228,6 +228,13 @@ def rws_grads(
       ValueError: at trace time, if ``u`` does not fit the machine, or
         num_samples, sleep_batch_size or a concrete insomnia is out of range.
     """
+    grads, info, _ = _rws_grads(key, params, u, num_samples, insomnia, sleep_batch_size,
+                                logits_fn)
+    return grads, info
+
+
+def _rws_grads(key, params, u, num_samples, insomnia, sleep_batch_size, logits_fn):
+    """:func:`rws_grads` and the K recognition samples per example it took them at."""
     check_visible(params, u, logits_fn, batched=True)
     num_samples = check_positive_int(num_samples, "num_samples")
     _check_insomnia(insomnia)
@@ -242,13 +249,14 @@ def rws_grads(
         # differentiated function so that the backward pass reuses the forward products.
         # L_P depends on the generative half only and L_Q on the recognition half only,
         # so one gradient of their sum holds both.
-        _, log_p, log_q = _particles(wake_key, {**params, **halves}, u, num_samples, logits_fn)
+        hs, log_p, log_q = _particles(wake_key, {**params, **halves}, u, num_samples, logits_fn)
         log_w = jax.lax.stop_gradient(log_p - log_q)
         losses = _weighted_losses(log_w, log_p, log_q)
-        return losses[0] + losses[1], (losses, log_w)
+        return losses[0] + losses[1], (losses, log_w, hs)
 
     halves = {**generative_params(params), **recognition_params(params)}
-    wake_grads, ((wake_p_loss, wake_q_loss), log_w) = jax.grad(total_loss, has_aux=True)(halves)
+    wake_grads, ((wake_p_loss, wake_q_loss), log_w, hs) = jax.grad(total_loss, has_aux=True)(
+        halves)
     gen_grads = generative_params(wake_grads)
     wake_q_grads = recognition_params(wake_grads)
 
@@ -275,7 +283,7 @@ def rws_grads(
         wake_q_loss=wake_q_loss,
         sleep_loss=sleep_loss,
     )
-    return {**gen_grads, **rec_grads}, info
+    return {**gen_grads, **rec_grads}, info, hs
 
 
 @public(static_argnames=("num_samples", "sleep_batch_size", "logits_fn"), data=("u",),
