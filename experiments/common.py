@@ -165,6 +165,15 @@ def layer_rates(values):
     return start, end
 
 
+def per_layer_values(name):
+    """A list flag of one number per layer (or one for all): 'a,b', not the grid's 'a:b'."""
+    values = [_floats(name, v) for v in FLAGS[name].value]
+    if any(len(v) != 1 for v in values):
+        raise flags.ValidationError(f"--{name} takes one number per layer, separated by commas "
+                                    f"(e.g. 10,0), got {','.join(FLAGS[name].value)!r}")
+    return [v[0] for v in values]
+
+
 def check_positive(**named):
     """Raise a ValidationError naming the first flag that is not > 0."""
     for name, value in named.items():
@@ -229,10 +238,8 @@ def build(task, num_steps=None, eval_every=None):
         if len(biases) != 3:
             raise flags.ValidationError(
                 f"--init_biases must be 'prior:generative:recognition', got {FLAGS.init_biases!r}")
-        scale, activity = ([_floats(name, v)[0] for v in FLAGS[name].value] for name in
-                           ("init_scale", "activity_weight"))
-        floor, ceiling = ([_floats(name, v)[0] for v in FLAGS[name].value] for name in
-                          ("activity_floor", "activity_ceiling"))
+        scale, activity, floor, ceiling = (per_layer_values(name) for name in (
+            "init_scale", "activity_weight", "activity_floor", "activity_ceiling"))
         overrides = dict(learning_rate=rates[0], lr_decay=FLAGS.lr_decay, decay_steps=num_steps,
                          layer_rate_start=start, layer_rate_end=end, init_scale=scale,
                          prior_bias=biases[0], generative_bias=biases[1],

@@ -79,11 +79,17 @@ def test_sgd_rws_is_rws_step():
     chex.assert_tree_all_finite(info)
 
 
+SEQUENTIAL_SGD = wsjax.wake_sleep(optax.sgd, sequential=True)
+
+
 @pytest.mark.parametrize("weight", [1.5, [1.5, 0.0]])  # every layer; the first layer only
-@pytest.mark.parametrize("name", ["wake_sleep-sgd", "rws-sgd"])
+@pytest.mark.parametrize("name", ["wake_sleep-sgd", "wake_sleep-sequential-sgd", "rws-sgd"])
 def test_the_activity_term_is_added_to_the_recognition_update(name, weight):
-    algo, step = BUNDLES[name], STEPS[name]
-    lr, floor, ceiling = [0.2, 0.3], 0.4, 0.6
+    """Also in the sequential step: the term is taken at the pre-step recognition params,
+    which the wake update leaves alone, and added to the sleep update alone."""
+    algo = SEQUENTIAL_SGD if "sequential" in name else BUNDLES[name]
+    step = jax.jit(algo.step) if "sequential" in name else STEPS[name]
+    lr, floor, ceiling = [0.2, 0.3], [0.4, 0.2], 0.6
     plain = step(KEY, algo.init(PARAMS, _hp(algo, learning_rate=lr)), U)[0].params
     lifted = step(KEY, algo.init(PARAMS, _hp(algo, learning_rate=lr, activity_weight=weight,
                                              activity_floor=floor, activity_ceiling=ceiling)),
@@ -264,6 +270,11 @@ def test_eager_smoke():
     (lambda: wsjax.rws().default_hyperparams(activity_weight=-1.0), ValueError, "activity_weight"),
     (lambda: wsjax.wake_sleep().default_hyperparams(activity_floor=0.5, activity_ceiling=0.2),
      ValueError, "activity_floor \\(0.5\\) must not exceed activity_ceiling"),
+    (lambda: wsjax.rws().default_hyperparams(activity_floor=[0.1, 0.5], activity_ceiling=0.3),
+     ValueError, "activity_floor \\(0.1 0.5\\) must not exceed activity_ceiling \\(0.3\\)"),
+    (lambda: wsjax.grid(wsjax.rws().default_hyperparams(activity_ceiling=0.3),
+                        {"activity_floor": [[0.1, 0.2], [0.1, 0.4]]}), ValueError,
+     "activity_floor \\(0.1 0.4\\) must not exceed"),
     (lambda: wsjax.rws().default_hyperparams(learning_rate=float("nan")), ValueError,
      "learning_rate"),
     (lambda: wsjax.rws().default_hyperparams(lr_decay=float("inf")), ValueError, "lr_decay"),

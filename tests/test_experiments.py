@@ -83,6 +83,7 @@ def test_bars_flagfile_reproduces_the_run(bars_run, run_module, tmp_path):
     ("--grid=temperature=1,2", "unknown hyperparameter 'temperature'"),
     ("--grid=lr_decay", "--grid needs NAME=V1,V2"),
     ("--grid=learning_rate=1,2", "--learning_rates, not --grid"),
+    ("--activity_weight=10:0", "one number per layer, separated by commas"),
 ])
 def test_bars_rejects_impossible_flags_before_compiling(flag, message, run_module, tmp_path):
     proc = run_module("experiments.bars", f"--output_dir={tmp_path}", *flag.split(), timeout=60,

@@ -200,13 +200,17 @@ def test_activity_grads_move_only_the_units_outside_the_band(num_samples):
     q_means = [sigmoid(x @ f(rec["w"]).T + f(rec["b"])).mean(0)
                for x, rec in zip(inputs, params["recognition"])]
     floor, ceiling = np.quantile(np.concatenate(q_means), [0.3, 0.7])  # units on each side
-    got = phases.activity_grads(params, u, hs, floor, ceiling)
-    for l, (x, q_mean) in enumerate(zip(inputs, q_means)):
+    floors = [floor, floor / 2]  # one per layer
+    got = phases.activity_grads(params, u, hs, jnp.asarray(floors), ceiling)
+    for l, (x, q_mean, floor) in enumerate(zip(inputs, q_means, floors)):
         # Hinton (2010), section 11: q - p at the input of each unit outside the band.
         c = np.where(q_mean < floor, q_mean - floor,
                      np.where(q_mean > ceiling, q_mean - ceiling, 0.0))
         np.testing.assert_allclose(f(got["recognition"][l]["b"]), c, atol=1e-6)
         np.testing.assert_allclose(f(got["recognition"][l]["w"]), np.outer(c, x.mean(0)), atol=1e-6)
     q = np.concatenate(q_means)
-    assert (q < floor).any() and (q > ceiling).any() and ((q >= floor) & (q <= ceiling)).any()
+    assert (q < floors[0]).any() and (q > ceiling).any()
+    assert ((q >= floors[0]) & (q <= ceiling)).any()
     assert set(got) == {"recognition"}
+    with pytest.raises(ValueError, match="hs must be one sample per hidden layer"):
+        phases.activity_grads(params, u, hs[:1], floor, ceiling)

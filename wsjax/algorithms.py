@@ -31,7 +31,7 @@ itself, ``logits_fn``) is an argument of the factory. The keys:
   floor (rises above the ceiling) get ``activity_weight`` times
   :func:`~wsjax.phases.activity_grads` added to their gradient, which turns
   them up (down): dead units come back. ``activity_weight = 0`` (default) is
-  the plain algorithm.
+  the plain algorithm. The floor must not exceed the ceiling in any layer.
 * ``insomnia`` (RWS only): weight in [0, 1] of the wake-phase recognition
   update against the sleep phase.
 * ``optimizer``: a dict of keyword arguments of the optimizer (``{"b1": 0.8}``
@@ -143,7 +143,7 @@ _COMMON_DEFAULTS = dict(learning_rate=0.1, lr_decay=1.0, decay_steps=1.0,
 
 
 # Hyperparameters with one value per layer of conditionals (a scalar means every layer).
-PER_LAYER = ("layer_rate_start", "layer_rate_end", "activity_weight", "activity_floor",
+_PER_LAYER = ("layer_rate_start", "layer_rate_end", "activity_weight", "activity_floor",
              "activity_ceiling")
 
 
@@ -197,29 +197,43 @@ def check_hyperparams(hyperparams: dict, num_layers: int | None = None) -> None:
         v = _concrete(hyperparams[name])
         if v is not None and not np.all(ok(v)):
             raise ValueError(f"hyperparameter {name} must be {what}, got {v.tolist()}")
-    floor, ceiling = (_concrete(hyperparams.get(k, v)) for k, v in
-                      (("activity_floor", 0.0), ("activity_ceiling", 1.0)))
-    if floor is not None and ceiling is not None and np.any(floor > ceiling):
-        show = lambda v: " ".join(f"{x:.6g}" for x in np.ravel(v))
-        raise ValueError(f"activity_floor ({show(floor)}) must not exceed activity_ceiling "
-                         f"({show(ceiling)})")
     lr = np.shape(hyperparams.get("learning_rate", 0.0))
     if lr not in ((), (1,), (2,)):
         raise ValueError(f"learning_rate must be a scalar or a (generative, recognition) pair, "
                          f"got shape {lr}")
     if num_layers is not None:
-        for name in PER_LAYER:
+        for name in _PER_LAYER:
             shape = np.shape(hyperparams.get(name, 1.0))
             if shape not in ((), (1,), (num_layers,)):
                 raise ValueError(f"{name} needs one value or {num_layers} (one per layer of "
                                  f"conditionals), got shape {shape}")
+    _check_band(*(_concrete(hyperparams.get(k, v)) for k, v in
+                  (("activity_floor", 0.0), ("activity_ceiling", 1.0))))
+
+
+def _check_band(floor, ceiling):
+    """activity_floor <= activity_ceiling, layer by layer (and point by point in a grid,
+    whose leaves carry a leading axis of points: the lower-rank one is aligned on it)."""
+    if floor is None or ceiling is None:
+        return
+    rank = max(floor.ndim, ceiling.ndim)
+    floor, ceiling = (np.reshape(v, v.shape + (1,) * (rank - v.ndim)) if v.ndim else v
+                      for v in (floor, ceiling))
+    try:
+        below = floor > ceiling
+    except ValueError:  # shapes that do not fit: the per-layer shape check names them
+        return
+    if np.any(below):
+        show = lambda v: " ".join(f"{x:.6g}" for x in np.ravel(v))
+        raise ValueError(f"activity_floor ({show(floor)}) must not exceed activity_ceiling "
+                         f"({show(ceiling)})")
 
 
 def _canonical(hyperparams, num_layers):
     check_hyperparams(hyperparams, num_layers)
     hp = dict(hyperparams)
     hp["learning_rate"] = jnp.broadcast_to(jnp.asarray(hp["learning_rate"], jnp.float32), (2,))
-    for name in PER_LAYER:
+    for name in _PER_LAYER:
         hp[name] = jnp.broadcast_to(jnp.asarray(hp[name], jnp.float32), (num_layers,))
     return hp
 

@@ -107,17 +107,20 @@ def activity_grads(params: dict, u: jax.Array, hs, floor, ceiling=1.0,
     Hinton's guide to training RBMs (2010, section 11) with a band in place of
     the target: for recognition layer l and each unit j whose mean probability
     :math:`\bar q_j` over the inputs falls below ``floor`` (above ``ceiling``),
-    the derivative of the penalty with respect to the unit's total input is
-    taken as :math:`c_j = \bar q_j - \text{floor}` (:math:`\bar q_j -
-    \text{ceiling}`: the cross-entropy penalty's derivative, without the
-    sigmoid slope that vanishes for a dead unit), and 0 inside the band.
-    ``floor = ceiling = p`` is the guide's target p; ``ceiling = 1`` only
-    revives dead units. The guide averages :math:`\bar q` over past batches;
-    here it is the mean over this batch. It is handed to the conditional's
-    params as the vector-Jacobian product of the logits at the mean input
-    :math:`\bar x`: for the affine conditional, ``b`` gets :math:`c` and ``w``
-    gets :math:`c\,\bar x^T`. A step ``params - lr * grads`` raises the
-    logits of units below the floor and lowers those above the ceiling.
+    the unit's total input gets :math:`c_j = \bar q_j - \text{floor}`
+    (:math:`\bar q_j - \text{ceiling}`), and 0 inside the band. That is the
+    guide's derivative of the cross-entropy between the bound and the mean
+    activity with respect to the total input, in which the sigmoid's slope
+    cancels, so a dead unit still gets a full-sized push. ``floor = ceiling =
+    p`` is the guide's target p; ``ceiling = 1`` only revives dead units. The
+    guide averages :math:`\bar q` over past batches; here it is the mean over
+    this batch. It is handed to the conditional's params as the vector-Jacobian
+    product of the logits at the mean input :math:`\bar x`, which for the
+    affine conditional is the guide's rule (``b`` gets :math:`c` and ``w`` gets
+    :math:`c\,\bar x^T`) at the cost of one row; for another ``logits_fn`` it
+    is that rule's linearisation at :math:`\bar x`, not the mean of per-example
+    products. A step ``params - lr * grads`` raises the logits of units below
+    the floor and lowers those above the ceiling.
 
     Args:
       params: the machine.
@@ -130,7 +133,19 @@ def activity_grads(params: dict, u: jax.Array, hs, floor, ceiling=1.0,
 
     Returns:
       grads with the structure of ``recognition_params(params)`` (``{"recognition"}``).
+
+    Raises:
+      ValueError: at trace time, if ``u`` or ``hs`` do not fit the machine.
     """
+    check_visible(params, u, logits_fn, batched=True)
+    sizes = layer_sizes(params, logits_fn)
+    hs = tuple(hs)
+    if len(hs) != len(sizes) - 1 or any(
+            jnp.shape(h)[0] != jnp.shape(u)[0] or jnp.shape(h)[-1] != n
+            for h, n in zip(hs, sizes[1:])):
+        raise ValueError(f"hs must be one sample per hidden layer, [batch, n_l] or [batch, K, "
+                         f"n_l] with batch {jnp.shape(u)[0]} and n_l of layer_sizes {sizes}, "
+                         f"got shapes {[jnp.shape(h) for h in hs]}")
     inputs = (jnp.asarray(u, jnp.float32), *hs[:-1])
     num_layers = len(params["recognition"])
     floor, ceiling = (jnp.broadcast_to(jnp.asarray(v, jnp.float32), (num_layers,))
