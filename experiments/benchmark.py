@@ -11,7 +11,11 @@ r"""Benchmarks that print figures (never asserted in tests): what the kit costs,
     steps and with one jitted call per step; of a vmapped sweep of --num_seeds seeds (scan);
     the matmul FLOPs per step (counted from the shapes) over time as a fraction of the
     measured matmul ceiling; compile time of the scan programs; the sweep's memory (XLA's
-    memory analysis of the compiled program: arguments, outputs and temporaries).
+    memory analysis of the compiled program: arguments, outputs and temporaries);
+  * per size and algorithm, what a step costs at the least: its matrix products alone and its
+    Bernoulli draws alone (exact uniforms, and 16- and 8-bit slices of words), each a lax.scan
+    at the step's shapes, against the minimal step (``step_floors``): how close to the matmul
+    ceiling any implementation of that step can come on the machine.
   Implementations: "minimal" (this file: batch-major, one key split per step, the delta rules
   written out; its RWS evaluates every conditional on all B*K rows), "contract" (``wsjax.wake_step`` + ``wsjax.sleep_step``, ``wsjax.rws_step``) and
   "bundle" (``wsjax.wake_sleep(optax.sgd)`` / ``wsjax.rws(optax.sgd, 5)``: ``algo.step`` on a
@@ -229,6 +233,32 @@ def ceilings(size, shapes, rounds):
     return out
 
 
+def _interleaved(programs, rounds, min_seconds):
+    """Time {name: {kind: fn}} in interleaved rounds: (times {name: {kind: [s per call]}}, calls).
+
+    Every program runs once as a warm-up and once more to choose how many calls in a row one
+    measurement makes (enough to last ``min_seconds``); each round then times every program.
+    """
+    times = {name: {kind: [] for kind in progs} for name, progs in programs.items()}
+    calls = {name: {} for name in programs}
+    for name, progs in programs.items():
+        for kind, fn in progs.items():
+            jax.block_until_ready(fn())
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            calls[name][kind] = max(1, int(np.ceil(min_seconds / (time.perf_counter() - start))))
+    for _ in range(rounds):
+        for name, progs in programs.items():
+            for kind, fn in progs.items():
+                n = calls[name][kind]
+                start = time.perf_counter()
+                for _ in range(n):
+                    out = fn()
+                jax.block_until_ready(out)
+                times[name][kind].append((time.perf_counter() - start) / n)
+    return times, calls
+
+
 def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds,
             min_seconds=0.0):
     """Rows of figures for one machine and algorithm, every implementation in the same rounds."""
@@ -257,23 +287,7 @@ def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds,
         programs[name] = dict(scan=lambda scan=scan, carry=carry: scan(jax.random.key(2), carry),
                               sweep=lambda sweep=sweep, carry=carry, k=seed_keys: sweep(k, carry),
                               per_step=lambda one=one, carry=carry: _loop(one, carry, data))
-    times = {name: {kind: [] for kind in ("scan", "sweep", "per_step")} for name in impls}
-    calls = {name: {} for name in impls}
-    for name, progs in programs.items():  # warm-up: every program once, then timed once to
-        for kind, fn in progs.items():    # choose how many calls one measurement makes
-            jax.block_until_ready(fn())
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            calls[name][kind] = max(1, int(np.ceil(min_seconds / (time.perf_counter() - start))))
-    for _ in range(rounds):  # interleaved: each round times every implementation once
-        for name, progs in programs.items():
-            for kind, fn in progs.items():
-                n = calls[name][kind]
-                start = time.perf_counter()
-                for _ in range(n):
-                    out = fn()
-                jax.block_until_ready(out)
-                times[name][kind].append((time.perf_counter() - start) / n)
+    times, calls = _interleaved(programs, rounds, min_seconds)
     flops = matmul_flops(sizes, batch, algorithm, num_samples)
     rows = []
     for name in impls:
@@ -294,6 +308,80 @@ def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds,
         for kind in ("scan_steps_per_s", "per_step_jit_steps_per_s", "sweep_steps_per_s"):
             row[f"{kind}_vs_minimal"] = row[kind] / minimal[kind]
     return rows
+
+
+def step_products(sizes, batch, algorithm, num_samples):
+    """The (m, k, n) of every matrix product of one minimal step (what matmul_flops counts)."""
+    rows = batch if algorithm == "wake_sleep" else batch * num_samples
+    shapes = []
+    for a, b in zip(sizes, sizes[1:]):  # layer a below, b above; (m, k, n): [m, k] x [k, n]
+        # Q sample (up), P logits (down), the generative delta rule's error x sample
+        shapes += [(rows, a, b), (rows, b, a), (a, rows, b)]
+        # wake-sleep's dream (down), Q logits (up), recognition delta rule; RWS's Q delta rule
+        shapes += ([(rows, b, a), (rows, a, b), (b, rows, a)] if algorithm == "wake_sleep"
+                   else [(b, rows, a)])
+    return shapes
+
+
+def step_draws(sizes, batch, algorithm, num_samples):
+    """Bernoulli draws of one minimal step: wake samples of the hidden layers (K per example for
+    RWS) and, for wake-sleep, dreams of every layer."""
+    if algorithm == "wake_sleep":
+        return batch * sum(sizes[1:]) + batch * sum(sizes)
+    return batch * num_samples * sum(sizes[1:])  # RWS at insomnia 1: no dreams
+
+
+def _sliced_bernoulli(key, quantized, bits):
+    """Bernoullis from ``bits``-bit slices of 32-bit words, each compared with a probability
+    quantized to 1/2^bits (32 / bits draws per word): the lever of fewer random bits."""
+    per_word = 32 // bits
+    words = jax.random.bits(key, (-(-quantized.size // per_word),), jnp.uint32)
+    mask = jnp.uint32(2**bits - 1)
+    slices = jnp.concatenate([(words >> (bits * i)) & mask for i in range(per_word)])
+    return slices[:quantized.size] < quantized
+
+
+def step_floors(sizes, algorithm, batch, num_samples, scan_steps, rounds, min_seconds=0.0):
+    """What one step costs at the least: its matrix products alone and its Bernoulli draws
+    alone, each as a lax.scan of ``scan_steps`` steps at the step's shapes, in us per step.
+
+    The draws three ways: exact uniforms compared with the probabilities (what the kit and the
+    minimal implementation do), and 16- and 8-bit slices of random words compared with
+    quantized probabilities (approximate: a probability below 2^-(bits+1) never fires).
+    Every program's input depends on the loop's carry, so XLA cannot hoist it out of the loop.
+    """
+    shapes = step_products(sizes, batch, algorithm, num_samples)
+    mats = [(jax.random.normal(jax.random.key(2 * i), (m, k)),
+             jax.random.normal(jax.random.key(2 * i + 1), (k, n)))
+            for i, (m, k, n) in enumerate(shapes)]
+    num_draws = step_draws(sizes, batch, algorithm, num_samples)
+    probs = jax.nn.sigmoid(jax.random.normal(jax.random.key(7), (num_draws,)))
+
+    def scan(body):
+        def run():
+            step = lambda c, i: (body(c, i), None)
+            return jax.lax.scan(step, jnp.zeros(()), jnp.arange(scan_steps))[0]
+        compiled = jax.jit(run).lower().compile()
+        return lambda: compiled()
+
+    def products(c, i):
+        return sum(jnp.sum((x * (1.0 + c * 1e-30)) @ y) for x, y in mats) * 1e-30
+
+    def draws(sample):
+        return lambda c, i: c + jnp.sum(sample(jax.random.fold_in(jax.random.key(3), i)))
+
+    exact = lambda k: jax.random.uniform(k, (num_draws,)) < probs
+    programs = {"products": scan(products), "draws_exact": scan(draws(exact))}
+    for bits in (16, 8):
+        q = jnp.round(probs * 2**bits).astype(jnp.uint32)
+        programs[f"draws_{bits}bit"] = scan(draws(lambda k, q=q, b=bits: _sliced_bernoulli(k, q, b)))
+    times, _ = _interleaved({"floors": programs}, rounds, min_seconds)
+    out = {f"{name}_us_per_step": float(np.median(t)) / scan_steps * 1e6
+           for name, t in times["floors"].items()}
+    flops = sum(2 * m * k * n for m, k, n in shapes)
+    out["products_gflops"] = flops / (out["products_us_per_step"] * 1e3)
+    return dict(size="-".join(map(str, sizes)), algorithm=algorithm, products=len(shapes),
+                matmul_flops_per_step=flops, draws_per_step=num_draws, **out)
 
 
 def _loop(one, carry, data):
@@ -326,15 +414,27 @@ def steps_suite():
                   device_count=jax.device_count(), jax=jax.__version__, **ceiling)
     print(json.dumps(header))
     peak = ceiling["matmul_square_gflops"]
-    rows = []
+    rows, floors = [], []
     for s in sizes:
         for algorithm in FLAGS.algorithms:
-            for row in measure(s, algorithm, FLAGS.batch_size, FLAGS.num_samples,
+            measured = measure(s, algorithm, FLAGS.batch_size, FLAGS.num_samples,
                                FLAGS.scan_steps, FLAGS.num_seeds, FLAGS.rounds,
-                               FLAGS.min_seconds):
+                               FLAGS.min_seconds)
+            for row in measured:
                 row["fraction_of_matmul_ceiling"] = row["gflops"] / peak
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+            floor = step_floors(s, algorithm, FLAGS.batch_size, FLAGS.num_samples,
+                                FLAGS.scan_steps, FLAGS.rounds, FLAGS.min_seconds)
+            floor["minimal_step_us"] = 1e6 / measured[0]["scan_steps_per_s"]
+            for name in ("products", "draws_exact"):
+                floor[f"{name}_share_of_minimal_step"] = (floor[f"{name}_us_per_step"]
+                                                          / floor["minimal_step_us"])
+            # The most a step that did nothing but its products and its exact draws could reach.
+            floor["products_and_draws_fraction_of_ceiling"] = floor["matmul_flops_per_step"] / (
+                (floor["products_us_per_step"] + floor["draws_exact_us_per_step"]) * 1e3) / peak
+            floors.append(floor)
+            print(json.dumps(floor), flush=True)
     print(f"\n{header['backend']} ({header['device']}, {header['device_count']} device(s)), jax "
           f"{header['jax']}; batch {FLAGS.batch_size}, lax.scan of {FLAGS.scan_steps} steps, "
           f"medians of {FLAGS.rounds} interleaved rounds of at least {FLAGS.min_seconds} s each")
@@ -356,6 +456,21 @@ def steps_suite():
               f"{r['per_step_jit_steps_per_s_vs_minimal']:.2f} | {r['sweep_steps_per_s']:.0f} | "
               f"{r['sweep_steps_per_s_vs_minimal']:.2f} | {r['gflops']:.1f} | "
               f"{r['fraction_of_matmul_ceiling']:.0%} | {r['compile_s']:.2f} | {mem} |")
+    print("\nWhat one step costs at the least (lax.scan at the step's shapes, us per step): its "
+          "matrix products alone, its Bernoulli draws alone (exact uniforms; 16- and 8-bit slices "
+          "of words, approximate), each against the minimal step's time in the scan.\n")
+    print("| machine | algorithm | minimal step, us | products alone, us | of the step | "
+          "products GFLOP/s | exact draws, us | of the step | 16-bit draws, us | 8-bit draws, us "
+          "| products + exact draws alone: of ceiling |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for f in floors:
+        algo = f"RWS K={FLAGS.num_samples}" if f["algorithm"] == "rws" else "wake-sleep"
+        print(f"| {f['size']} | {algo} | {f['minimal_step_us']:.0f} | "
+              f"{f['products_us_per_step']:.0f} | {f['products_share_of_minimal_step']:.0%} | "
+              f"{f['products_gflops']:.1f} | {f['draws_exact_us_per_step']:.0f} | "
+              f"{f['draws_exact_share_of_minimal_step']:.0%} | {f['draws_16bit_us_per_step']:.0f} | "
+              f"{f['draws_8bit_us_per_step']:.0f} | "
+              f"{f['products_and_draws_fraction_of_ceiling']:.0%} |")
 
 
 def eager_suite(repeats):

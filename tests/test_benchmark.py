@@ -47,3 +47,34 @@ def test_measure_reports_every_implementation_as_a_ratio_to_the_minimal_one():
         assert r["scan_steps_per_s"] > 0 and r["sweep_steps_per_s"] > 0 and r["compile_s"] > 0
         assert r["matmul_flops_per_step"] == 6 * 2 * 8 * (6 * 4)
         assert r["examples_per_s"] == pytest.approx(8 * r["scan_steps_per_s"])
+
+
+def test_step_floors_time_the_steps_own_products_and_draws():
+    for algorithm, sizes in (("wake_sleep", (6, 4, 3)), ("rws", (6, 4))):
+        f = benchmark.step_floors(sizes, algorithm, batch=8, num_samples=2, scan_steps=3,
+                                  rounds=1)
+        # The products are those matmul_flops counts: 6 per layer pair for wake-sleep (3 a
+        # phase), 4 for RWS on the B*K rows.
+        assert f["matmul_flops_per_step"] == benchmark.matmul_flops(sizes, 8, algorithm, 2)
+        assert f["products"] == (6 if algorithm == "wake_sleep" else 4) * (len(sizes) - 1)
+        # wake samples of the hidden layers, K per example for RWS; dreams of every layer for WS
+        assert f["draws_per_step"] == (8 * (4 + 3) + 8 * (6 + 4 + 3) if algorithm == "wake_sleep"
+                                       else 8 * 2 * 4)
+        for name in ("products", "draws_exact", "draws_16bit", "draws_8bit"):
+            assert f[f"{name}_us_per_step"] > 0
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_sliced_bernoulli_fires_with_the_quantized_probability(bits):
+    # Each slice is uniform on 0 .. 2^bits - 1, so P(slice < q) = q / 2^bits exactly.
+    probs = np.array([0.0, 0.001, 0.3, 0.5, 0.97])
+    q = np.round(probs * 2**bits).astype(np.uint32)
+    n = 40_000
+    draws = jax.jit(lambda k: benchmark._sliced_bernoulli(k, jnp.asarray(np.repeat(q, n)), bits))(
+        jax.random.key(0))
+    freq = np.asarray(draws).reshape(len(probs), n).mean(1)
+    want = q / 2**bits
+    np.testing.assert_allclose(freq, want, atol=5 * np.sqrt(0.25 / n))
+    assert freq[0] == 0.0
+    if bits == 8:  # 0.001 < 2^-9 rounds to 0: the approximation never fires it
+        assert q[1] == 0 and freq[1] == 0.0
