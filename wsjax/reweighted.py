@@ -199,8 +199,11 @@ def rws_grads(
 
     with :math:`\iota` = ``insomnia`` and :math:`L_{\text{sleep}}` the classic
     sleep loss on ``sleep_batch_size`` fresh dreams. At insomnia 1 no dreams are
-    drawn (a ``lax.cond`` when ``insomnia`` is traced, which under a ``vmap`` over
-    insomnia computes both) and ``info.sleep_loss`` is NaN.
+    drawn (a ``lax.cond`` when ``insomnia`` is traced) and ``info.sleep_loss`` is
+    NaN. Under a ``vmap`` whose runs each carry their own insomnia the cond becomes
+    a select that computes both branches: so it is in ``wsjax.runner.run_sweep``, whose
+    every run holds its hyperparameters in its state, while ``wsjax.sweep``'s
+    default layout vmaps the seeds of one grid point at one shared value.
 
     Key use: ``wake_key, sleep_key = jax.random.split(key)``; the samples are
     those of ``log_weights(wake_key, ...)`` (for K = 1, those of
