@@ -259,9 +259,21 @@ def _interleaved(programs, rounds, min_seconds):
     return times, calls
 
 
+def _square(size):
+    """A program of one size^3 fp32 product, and its FLOPs: the ceiling, timed in a round."""
+    a = jax.random.normal(jax.random.key(0), (size, size))
+    mm = jax.jit(lambda x, y: x @ y)
+    return (lambda: mm(a, a)), 2 * size**3
+
+
 def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds,
-            min_seconds=0.0):
-    """Rows of figures for one machine and algorithm, every implementation in the same rounds."""
+            min_seconds=0.0, ceiling_size=1024):
+    """Rows of figures for one machine and algorithm, every implementation in the same rounds.
+
+    The square-matmul ceiling (``ceiling_size``^3) is timed in the same rounds too: this
+    machine's speed drifts by 2x within minutes, so a ceiling timed once at the start is no
+    measure of the steps timed later. Each row's ``fraction_of_matmul_ceiling`` is against it.
+    """
     params = wsjax.init(jax.random.key(0), sizes, init_scale=0.1)
     data = (jax.random.uniform(jax.random.key(1), (scan_steps, batch, sizes[0])) < 0.3
             ).astype(jnp.float32)
@@ -287,7 +299,9 @@ def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds,
         programs[name] = dict(scan=lambda scan=scan, carry=carry: scan(jax.random.key(2), carry),
                               sweep=lambda sweep=sweep, carry=carry, k=seed_keys: sweep(k, carry),
                               per_step=lambda one=one, carry=carry: _loop(one, carry, data))
-    times, calls = _interleaved(programs, rounds, min_seconds)
+    square, square_flops = _square(ceiling_size)
+    times, calls = _interleaved({**programs, "ceiling": {"square": square}}, rounds, min_seconds)
+    ceiling = square_flops / float(np.median(times["ceiling"]["square"])) / 1e9
     flops = matmul_flops(sizes, batch, algorithm, num_samples)
     rows = []
     for name in impls:
@@ -301,7 +315,8 @@ def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds,
                    matmul_flops_per_step=flops, gflops=flops * scan_steps / med["scan"] / 1e9,
                    compile_s=compile_s[name], sweep_memory_bytes=memory[name],
                    spread_s={kind: [min(t), max(t)] for kind, t in times[name].items()},
-                   calls_per_measurement=calls[name])
+                   calls_per_measurement=calls[name], matmul_ceiling_gflops=ceiling,
+                   fraction_of_matmul_ceiling=flops * scan_steps / med["scan"] / 1e9 / ceiling)
         rows.append(row)
     minimal = rows[0]
     for row in rows:
@@ -341,7 +356,8 @@ def _sliced_bernoulli(key, quantized, bits):
     return slices[:quantized.size] < quantized
 
 
-def step_floors(sizes, algorithm, batch, num_samples, scan_steps, rounds, min_seconds=0.0):
+def step_floors(sizes, algorithm, batch, num_samples, scan_steps, rounds, min_seconds=0.0,
+                ceiling_size=1024):
     """What one step costs at the least: its matrix products alone and its Bernoulli draws
     alone, each as a lax.scan of ``scan_steps`` steps at the step's shapes, in us per step.
     No implementation of the step runs faster than its products alone.
@@ -350,6 +366,7 @@ def step_floors(sizes, algorithm, batch, num_samples, scan_steps, rounds, min_se
     minimal implementation do), and 16- and 8-bit slices of random words compared with
     quantized probabilities (approximate: a probability below 2^-(bits+1) never fires).
     Every program's input depends on the loop's carry, so XLA cannot hoist it out of the loop.
+    The square-matmul ceiling is timed in the same rounds (``products_fraction_of_ceiling``).
     """
     shapes = step_products(sizes, batch, algorithm, num_samples)
     mats = [(jax.random.normal(jax.random.key(2 * i), (m, k)),
@@ -375,12 +392,19 @@ def step_floors(sizes, algorithm, batch, num_samples, scan_steps, rounds, min_se
     programs = {"products": scan(products), "draws_exact": scan(draws(exact))}
     for bits in (16, 8):
         q = jnp.round(probs * 2**bits).astype(jnp.uint32)
-        programs[f"draws_{bits}bit"] = scan(draws(lambda k, q=q, b=bits: _sliced_bernoulli(k, q, b)))
-    times, _ = _interleaved({"floors": programs}, rounds, min_seconds)
+        sliced = lambda k, q=q, b=bits: _sliced_bernoulli(k, q, b)
+        programs[f"draws_{bits}bit"] = scan(draws(sliced))
+    square, square_flops = _square(ceiling_size)
+    times, _ = _interleaved({"floors": programs, "ceiling": {"square": square}}, rounds,
+                            min_seconds)
     out = {f"{name}_us_per_step": float(np.median(t)) / scan_steps * 1e6
            for name, t in times["floors"].items()}
     flops = sum(2 * m * k * n for m, k, n in shapes)
     out["products_gflops"] = flops / (out["products_us_per_step"] * 1e3)
+    out["matmul_ceiling_gflops"] = square_flops / float(np.median(times["ceiling"]["square"])) / 1e9
+    # No implementation of the step can beat its products alone (on several cores the draws
+    # and the rest may overlap them, so the products' time is the only floor).
+    out["products_fraction_of_ceiling"] = out["products_gflops"] / out["matmul_ceiling_gflops"]
     return dict(size="-".join(map(str, sizes)), algorithm=algorithm, products=len(shapes),
                 matmul_flops_per_step=flops, draws_per_step=num_draws, **out)
 
@@ -414,41 +438,39 @@ def steps_suite():
     header = dict(backend=jax.default_backend(), device=str(getattr(device, "device_kind", device)),
                   device_count=jax.device_count(), jax=jax.__version__, **ceiling)
     print(json.dumps(header))
-    peak = ceiling["matmul_square_gflops"]
     rows, floors = [], []
     for s in sizes:
         for algorithm in FLAGS.algorithms:
             measured = measure(s, algorithm, FLAGS.batch_size, FLAGS.num_samples,
                                FLAGS.scan_steps, FLAGS.num_seeds, FLAGS.rounds,
-                               FLAGS.min_seconds)
+                               FLAGS.min_seconds, FLAGS.ceiling_size)
             for row in measured:
-                row["fraction_of_matmul_ceiling"] = row["gflops"] / peak
                 rows.append(row)
                 print(json.dumps(row), flush=True)
             floor = step_floors(s, algorithm, FLAGS.batch_size, FLAGS.num_samples,
-                                FLAGS.scan_steps, FLAGS.rounds, FLAGS.min_seconds)
+                                FLAGS.scan_steps, FLAGS.rounds, FLAGS.min_seconds,
+                                FLAGS.ceiling_size)
             floor["minimal_step_us"] = 1e6 / measured[0]["scan_steps_per_s"]
             for name in ("products", "draws_exact"):
                 floor[f"{name}_share_of_minimal_step"] = (floor[f"{name}_us_per_step"]
                                                           / floor["minimal_step_us"])
-            # No implementation of the step can beat its products alone (on several cores the
-            # draws and the rest may overlap them, so the products' time is the only floor).
-            floor["products_fraction_of_ceiling"] = floor["products_gflops"] / peak
             floors.append(floor)
             print(json.dumps(floor), flush=True)
     print(f"\n{header['backend']} ({header['device']}, {header['device_count']} device(s)), jax "
           f"{header['jax']}; batch {FLAGS.batch_size}, lax.scan of {FLAGS.scan_steps} steps, "
           f"medians of {FLAGS.rounds} interleaved rounds of at least {FLAGS.min_seconds} s each")
-    print(f"ceilings: fp32 matmul {FLAGS.ceiling_size}^3 {peak:.1f} GFLOP/s; "
+    print(f"ceilings at the start: fp32 matmul {FLAGS.ceiling_size}^3 "
+          f"{ceiling['matmul_square_gflops']:.1f} GFLOP/s; "
           + "; ".join(f"{k[7:-7]} {v:.1f} GFLOP/s" for k, v in ceiling.items()
                       if k.startswith("matmul_") and k != "matmul_square_gflops")
           + f"; jit dispatch {ceiling['jit_dispatch_us']:.1f} us; one uniform draw "
           f"{ceiling['uniform_draw_ns']:.2f} ns (one Bernoulli from a 16-bit slice of a word: "
-          f"{ceiling['bernoulli_16bit_slice_ns']:.2f} ns)\n")
+          f"{ceiling['bernoulli_16bit_slice_ns']:.2f} ns); \"ceiling\" in the tables: the "
+          f"{FLAGS.ceiling_size}^3 product timed in the same rounds as each row\n")
     print("| machine | algorithm | implementation | scan steps/s | x minimal | jit/step steps/s | "
-          "x minimal | sweep of seeds, steps/s | x minimal | GFLOP/s | of ceiling | compile s | "
-          "sweep memory MB |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "x minimal | sweep of seeds, steps/s | x minimal | GFLOP/s | ceiling GFLOP/s | "
+          "of ceiling | compile s | sweep memory MB |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         algo = "RWS K=%d" % r["num_samples"] if r["algorithm"] == "rws" else "wake-sleep"
         mem = "" if r["sweep_memory_bytes"] is None else f"{r['sweep_memory_bytes'] / 2**20:.1f}"
@@ -456,21 +478,23 @@ def steps_suite():
               f"{r['scan_steps_per_s_vs_minimal']:.2f} | {r['per_step_jit_steps_per_s']:.0f} | "
               f"{r['per_step_jit_steps_per_s_vs_minimal']:.2f} | {r['sweep_steps_per_s']:.0f} | "
               f"{r['sweep_steps_per_s_vs_minimal']:.2f} | {r['gflops']:.1f} | "
+              f"{r['matmul_ceiling_gflops']:.1f} | "
               f"{r['fraction_of_matmul_ceiling']:.0%} | {r['compile_s']:.2f} | {mem} |")
     print("\nWhat one step costs at the least (lax.scan at the step's shapes, us per step): its "
           "matrix products alone, its Bernoulli draws alone (exact uniforms; 16- and 8-bit slices "
           "of words, approximate), each against the minimal step's time in the scan.\n")
     print("| machine | algorithm | minimal step, us | products alone, us | of the step | "
           "products GFLOP/s | exact draws, us | of the step | 16-bit draws, us | 8-bit draws, us "
-          "| products alone: of ceiling |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| ceiling GFLOP/s | products alone: of ceiling |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for f in floors:
         algo = f"RWS K={FLAGS.num_samples}" if f["algorithm"] == "rws" else "wake-sleep"
         print(f"| {f['size']} | {algo} | {f['minimal_step_us']:.0f} | "
               f"{f['products_us_per_step']:.0f} | {f['products_share_of_minimal_step']:.0%} | "
               f"{f['products_gflops']:.1f} | {f['draws_exact_us_per_step']:.0f} | "
-              f"{f['draws_exact_share_of_minimal_step']:.0%} | {f['draws_16bit_us_per_step']:.0f} | "
-              f"{f['draws_8bit_us_per_step']:.0f} | "
+              f"{f['draws_exact_share_of_minimal_step']:.0%} | "
+              f"{f['draws_16bit_us_per_step']:.0f} | "
+              f"{f['draws_8bit_us_per_step']:.0f} | {f['matmul_ceiling_gflops']:.1f} | "
               f"{f['products_fraction_of_ceiling']:.0%} |")
 
 

@@ -37,7 +37,7 @@ def test_measure_reports_every_implementation_as_a_ratio_to_the_minimal_one():
     # A 3-step scan of a 6-4 machine takes well under a millisecond: a measurement of at least
     # 0.05 s must call it many times over.
     rows = benchmark.measure((6, 4), "wake_sleep", batch=8, num_samples=2, scan_steps=3,
-                             num_seeds=2, rounds=1, min_seconds=0.05)
+                             num_seeds=2, rounds=1, min_seconds=0.05, ceiling_size=64)
     assert [r["implementation"] for r in rows] == ["minimal", "contract", "bundle"]
     assert rows[0]["scan_steps_per_s_vs_minimal"] == 1.0
     for r in rows:
@@ -47,12 +47,15 @@ def test_measure_reports_every_implementation_as_a_ratio_to_the_minimal_one():
         assert r["scan_steps_per_s"] > 0 and r["sweep_steps_per_s"] > 0 and r["compile_s"] > 0
         assert r["matmul_flops_per_step"] == 6 * 2 * 8 * (6 * 4)
         assert r["examples_per_s"] == pytest.approx(8 * r["scan_steps_per_s"])
+        # the ceiling timed in the same rounds, the fraction against it
+        assert r["fraction_of_matmul_ceiling"] == pytest.approx(
+            r["gflops"] / r["matmul_ceiling_gflops"])
 
 
 def test_step_floors_time_the_steps_own_products_and_draws():
     for algorithm, sizes in (("wake_sleep", (6, 4, 3)), ("rws", (6, 4))):
         f = benchmark.step_floors(sizes, algorithm, batch=8, num_samples=2, scan_steps=3,
-                                  rounds=1)
+                                  rounds=1, ceiling_size=64)
         # The products are those matmul_flops counts: 6 per layer pair for wake-sleep (3 a
         # phase), 4 for RWS on the B*K rows.
         assert f["matmul_flops_per_step"] == benchmark.matmul_flops(sizes, 8, algorithm, 2)
@@ -62,6 +65,8 @@ def test_step_floors_time_the_steps_own_products_and_draws():
                                        else 8 * 2 * 4)
         for name in ("products", "draws_exact", "draws_16bit", "draws_8bit"):
             assert f[f"{name}_us_per_step"] > 0
+        assert f["products_fraction_of_ceiling"] == pytest.approx(
+            f["products_gflops"] / f["matmul_ceiling_gflops"])
 
 
 @pytest.mark.parametrize("bits", [8, 16])
