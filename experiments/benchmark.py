@@ -259,11 +259,14 @@ def _interleaved(programs, rounds, min_seconds):
     return times, calls
 
 
-def _square(size):
-    """A program of one size^3 fp32 product, and its FLOPs: the ceiling, timed in a round."""
+def _with_ceiling(programs, rounds, min_seconds, size):
+    """:func:`_interleaved` with one size^3 fp32 product timed in the same rounds:
+    (times, calls, the product's GFLOP/s, the ceiling the programs' figures are against)."""
     a = jax.random.normal(jax.random.key(0), (size, size))
     mm = jax.jit(lambda x, y: x @ y)
-    return (lambda: mm(a, a)), 2 * size**3
+    times, calls = _interleaved({**programs, "ceiling": {"square": lambda: mm(a, a)}}, rounds,
+                                min_seconds)
+    return times, calls, 2 * size**3 / float(np.median(times["ceiling"]["square"])) / 1e9
 
 
 def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds,
@@ -299,24 +302,23 @@ def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds,
         programs[name] = dict(scan=lambda scan=scan, carry=carry: scan(jax.random.key(2), carry),
                               sweep=lambda sweep=sweep, carry=carry, k=seed_keys: sweep(k, carry),
                               per_step=lambda one=one, carry=carry: _loop(one, carry, data))
-    square, square_flops = _square(ceiling_size)
-    times, calls = _interleaved({**programs, "ceiling": {"square": square}}, rounds, min_seconds)
-    ceiling = square_flops / float(np.median(times["ceiling"]["square"])) / 1e9
+    times, calls, ceiling = _with_ceiling(programs, rounds, min_seconds, ceiling_size)
     flops = matmul_flops(sizes, batch, algorithm, num_samples)
     rows = []
     for name in impls:
         med = {kind: float(np.median(t)) for kind, t in times[name].items()}
+        gflops = flops * scan_steps / med["scan"] / 1e9
         row = dict(size="-".join(map(str, sizes)), algorithm=algorithm, implementation=name,
                    batch=batch, num_samples=num_samples if algorithm == "rws" else None,
                    scan_steps_per_s=scan_steps / med["scan"],
                    per_step_jit_steps_per_s=scan_steps / med["per_step"],
                    sweep_steps_per_s=num_seeds * scan_steps / med["sweep"],
                    examples_per_s=batch * scan_steps / med["scan"],
-                   matmul_flops_per_step=flops, gflops=flops * scan_steps / med["scan"] / 1e9,
+                   matmul_flops_per_step=flops, gflops=gflops,
                    compile_s=compile_s[name], sweep_memory_bytes=memory[name],
                    spread_s={kind: [min(t), max(t)] for kind, t in times[name].items()},
                    calls_per_measurement=calls[name], matmul_ceiling_gflops=ceiling,
-                   fraction_of_matmul_ceiling=flops * scan_steps / med["scan"] / 1e9 / ceiling)
+                   fraction_of_matmul_ceiling=gflops / ceiling)
         rows.append(row)
     minimal = rows[0]
     for row in rows:
@@ -379,8 +381,7 @@ def step_floors(sizes, algorithm, batch, num_samples, scan_steps, rounds, min_se
         def run():
             step = lambda c, i: (body(c, i), None)
             return jax.lax.scan(step, jnp.zeros(()), jnp.arange(scan_steps))[0]
-        compiled = jax.jit(run).lower().compile()
-        return lambda: compiled()
+        return jax.jit(run).lower().compile()
 
     def products(c, i):
         return sum(jnp.sum((x * (1.0 + c * 1e-30)) @ y) for x, y in mats) * 1e-30
@@ -394,14 +395,12 @@ def step_floors(sizes, algorithm, batch, num_samples, scan_steps, rounds, min_se
         q = jnp.round(probs * 2**bits).astype(jnp.uint32)
         sliced = lambda k, q=q, b=bits: _sliced_bernoulli(k, q, b)
         programs[f"draws_{bits}bit"] = scan(draws(sliced))
-    square, square_flops = _square(ceiling_size)
-    times, _ = _interleaved({"floors": programs, "ceiling": {"square": square}}, rounds,
-                            min_seconds)
+    times, _, ceiling = _with_ceiling({"floors": programs}, rounds, min_seconds, ceiling_size)
     out = {f"{name}_us_per_step": float(np.median(t)) / scan_steps * 1e6
            for name, t in times["floors"].items()}
     flops = sum(2 * m * k * n for m, k, n in shapes)
     out["products_gflops"] = flops / (out["products_us_per_step"] * 1e3)
-    out["matmul_ceiling_gflops"] = square_flops / float(np.median(times["ceiling"]["square"])) / 1e9
+    out["matmul_ceiling_gflops"] = ceiling
     # No implementation of the step can beat its products alone (on several cores the draws
     # and the rest may overlap them, so the products' time is the only floor).
     out["products_fraction_of_ceiling"] = out["products_gflops"] / out["matmul_ceiling_gflops"]
