@@ -261,7 +261,7 @@ def _interleaved(programs, rounds, min_seconds):
 
 def _with_ceiling(programs, rounds, min_seconds, size):
     """:func:`_interleaved` with one size^3 fp32 product timed in the same rounds:
-    (times, calls, the product's GFLOP/s, the ceiling the programs' figures are against)."""
+    (times, calls, ceiling), the ceiling being that product's GFLOP/s."""
     a = jax.random.normal(jax.random.key(0), (size, size))
     mm = jax.jit(lambda x, y: x @ y)
     times, calls = _interleaved({**programs, "ceiling": {"square": lambda: mm(a, a)}}, rounds,
