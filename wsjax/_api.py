@@ -39,16 +39,26 @@ def check_data(x, name: str):
 
 
 def check_rate(x, name: str):
-    """A concrete learning rate (scalar or pair), checked finite and non-negative, as float32.
+    """A concrete learning rate, a finite non-negative scalar, as float32; a tracer passes.
 
     One dtype for every concrete rate (a Python float, ``np.float32(0.1)``, an array) means one
     compiled program for all of them.
+
+    Raises:
+      TypeError: for a value that is not a number.
+      ValueError: for a rate that is not a scalar, not finite or negative, naming it.
     """
     if is_traced(x):
         return x
-    arr = np.asarray(x, np.float64)
-    if arr.ndim > 1 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError(f"{name} must be a finite, non-negative scalar (or pair), got {x!r}")
+    try:
+        arr = np.asarray(x, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {x!r}") from None
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a scalar (one rate for every param this step "
+                         f"updates), got shape {arr.shape}: {arr.tolist()}")
+    if not np.isfinite(arr) or arr < 0:
+        raise ValueError(f"{name} must be a finite, non-negative scalar, got {x!r}")
     return jnp.asarray(arr, jnp.float32)
 
 
@@ -74,23 +84,64 @@ def public(*, static_argnames=(), data=(), rates=()):
       rates: arguments that are learning rates.
     """
 
+    def check(arguments):
+        for name in data:
+            if name in arguments:
+                arguments[name] = check_data(arguments[name], name)
+        for name in rates:
+            if name in arguments:
+                arguments[name] = check_rate(arguments[name], name)
+
     def decorate(fn):
-        jitted = jax.jit(fn, static_argnames=static_argnames)
-        signature = inspect.signature(fn)
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            bound = signature.bind(*args, **kwargs)
-            for name in data:
-                if name in bound.arguments:
-                    bound.arguments[name] = check_data(bound.arguments[name], name)
-            for name in rates:
-                if name in bound.arguments:
-                    bound.arguments[name] = check_rate(bound.arguments[name], name)
-            return jitted(*bound.args, **bound.kwargs)
-
-        wrapper.uncompiled = fn  # the pure function, for callers that trace it themselves
-        wrapper.compiled = jitted  # its jax.jit, whose cache shows what was compiled
-        return wrapper
+        return entry_point(fn, check=check, static_argnames=static_argnames, inline=False)
 
     return decorate
+
+
+def entry_point(fn, *, check=None, static_argnames=(), inline=True, name=None, doc=None):
+    """``fn`` as a public entry point: compiled once per shape, concrete inputs checked.
+
+    Every call first runs ``check(arguments)`` (the bound arguments as a dict, which
+    it may update in place, e.g. a numpy batch made float32), where each check
+    passes tracers through and checks concrete values. Then, with every argument
+    concrete (an eager call from a notebook), the jit-compiled ``fn`` runs, so a
+    repeated call costs about what the same call under an explicit ``jax.jit``
+    costs. With a tracer anywhere in the arguments (inside the caller's ``jit``,
+    ``vmap``, ``grad`` or ``scan``), ``fn`` itself is traced when ``inline`` (no
+    nested program: the caller's program is what it would be without the wrapper),
+    else its ``jax.jit`` is called, as a nested program.
+
+    Args:
+      fn: a pure function.
+      check: ``(arguments: dict) -> None``, run on every call.
+      static_argnames: arguments that fix shapes or program structure (hashable).
+      inline: trace ``fn`` itself inside the caller's transformations.
+      name, doc: the wrapper's ``__name__`` and ``__doc__`` (default: ``fn``'s).
+
+    Returns:
+      The wrapper; ``wrapper.uncompiled`` is ``fn`` and ``wrapper.compiled`` its
+      ``jax.jit`` (whose cache shows what was compiled).
+    """
+    jitted = jax.jit(fn, static_argnames=static_argnames)
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{wrapper.__name__}{signature}: {e}") from None
+        if check is not None:
+            check(bound.arguments)
+        if inline and is_traced([v for k, v in bound.arguments.items()
+                                 if k not in static_argnames]):
+            return fn(*bound.args, **bound.kwargs)
+        return jitted(*bound.args, **bound.kwargs)
+
+    if name is not None:
+        wrapper.__name__ = wrapper.__qualname__ = name
+    if doc is not None:
+        wrapper.__doc__ = doc
+    wrapper.uncompiled = fn  # the pure function, for callers that trace it themselves
+    wrapper.compiled = jitted  # its jax.jit, whose cache shows what was compiled
+    return wrapper

@@ -12,30 +12,10 @@ algorithms::
 the step reads afresh every time, so every value in it can be traced, vmapped
 and swept in one compiled program; only what fixes shapes or program structure
 (K, the sleep batch size, sequential or simultaneous phases, the optimizer
-itself, ``logits_fn``) is an argument of the factory. The keys:
-
-* ``learning_rate``: [2], the base rate of the generative half (the prior and
-  every generative conditional) and of the recognition half. A scalar given to
-  :meth:`Algorithm.default_hyperparams` means both.
-* ``lr_decay`` and ``decay_steps``: the rate falls geometrically to
-  ``lr_decay`` times its start at step ``decay_steps`` and stays there (the
-  curve of ``optax.exponential_decay`` with ``transition_steps=decay_steps``,
-  held at its end). ``lr_decay = 1`` is a constant rate.
-* ``layer_rate_start`` and ``layer_rate_end``: per layer of conditionals
-  (scalar or [L]), a rate multiplier moving geometrically from start to end
-  over the same ``decay_steps``; generative and recognition conditional l take
-  entry l, the prior takes the top entry. 0 freezes a layer.
-* ``activity_weight``, ``activity_floor`` and ``activity_ceiling``: per
-  layer (scalar or [L]; recognition conditional l, the units of h_{l+1}),
-  units whose mean recognition probability on the wake batch falls below the
-  floor (rises above the ceiling) get ``activity_weight`` times
-  :func:`~wsjax.phases.activity_grads` added to their gradient, which turns
-  them up (down): dead units come back. ``activity_weight = 0`` (default) is
-  the plain algorithm. The floor must not exceed the ceiling in any layer.
-* ``insomnia`` (RWS only): weight in [0, 1] of the wake-phase recognition
-  update against the sleep phase.
-* ``optimizer``: a dict of keyword arguments of the optimizer (``{"b1": 0.8}``
-  for ``optax.adam``), numeric and so traced too.
+itself, ``logits_fn``) is an argument of the factory. Every hyperparameter, its default, its range, its shape and which algorithm
+reads it is a row of :data:`wsjax.hyperparams.TABLE`; ``optimizer`` holds the
+optimizer's own keywords (``{"b1": 0.8}`` for ``optax.adam``), numeric and so
+traced too.
 
 **Let optax do it.** The step builds one optax transformation from the
 hyperparameters: ``optax.partition`` over one label per (half, layer), each
@@ -61,16 +41,18 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+import inspect
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wsjax._api import check_positive_int, is_traced
+from wsjax import hyperparams as hyperparams_lib
+from wsjax._api import check_data, check_positive_int, entry_point
 from wsjax.layers import LogitsFn, dense_logits
-from wsjax.model import generative_params, recognition_params
+from wsjax.model import check_structure, generative_params, recognition_params
 from wsjax.phases import _wake_grads, activity_grads, sleep_grads
 from wsjax.reweighted import RWSInfo, _rws_grads
 
@@ -81,7 +63,6 @@ __all__ = [
     "RWSInfo",
     "wake_sleep",
     "rws",
-    "check_hyperparams",
 ]
 
 Optimizer = Callable[..., optax.GradientTransformation]
@@ -137,105 +118,55 @@ class Algorithm(NamedTuple):
     name: str
 
 
-_COMMON_DEFAULTS = dict(learning_rate=0.1, lr_decay=1.0, decay_steps=1.0,
-                        layer_rate_start=1.0, layer_rate_end=1.0, activity_weight=0.0,
-                        activity_floor=0.02, activity_ceiling=1.0)
+def _optimizer_name(optimizer) -> str:
+    module = getattr(optimizer, "__module__", "") or ""
+    prefix = "optax." if module.startswith("optax") else ""
+    return prefix + getattr(optimizer, "__name__", repr(optimizer))
 
 
-# Hyperparameters with one value per layer of conditionals (a scalar means every layer).
-_PER_LAYER = ("layer_rate_start", "layer_rate_end", "activity_weight", "activity_floor",
-             "activity_ceiling")
+def _check_optimizer_keywords(optimizer, keywords) -> None:
+    """Raise a ValueError for a keyword the optimizer does not take (names are static)."""
+    try:
+        parameters = inspect.signature(optimizer).parameters
+    except (TypeError, ValueError):  # no signature to read: the optimizer call will tell
+        return
+    if any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        return
+    takes = [n for n, p in parameters.items() if n != "learning_rate" and p.kind in (
+        p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(keywords) - set(takes))
+    if unknown:
+        raise ValueError(f"optimizer keyword {unknown[0]!r} is not a parameter of "
+                         f"{_optimizer_name(optimizer)} (it takes {', '.join(takes) or 'none'})")
 
 
-def _as_leaf(name, value):
-    if callable(value):
-        raise TypeError(f"hyperparameter {name} must be a number or an array, not a callable")
-    return jnp.asarray(value, jnp.float32)
-
-
-def _make_defaults(extra):
-    keys = tuple(_COMMON_DEFAULTS) + tuple(extra) + ("optimizer",)
+def _make_defaults(name, optimizer):
+    keys = hyperparams_lib.names(name) + ("optimizer",)
+    table = hyperparams_lib.defaults(name)
 
     def default_hyperparams(**overrides) -> dict:
         unknown = sorted(set(overrides) - set(keys))
         if unknown:
             raise ValueError(f"unknown hyperparameters {unknown}; this algorithm reads {list(keys)}")
-        values = {**_COMMON_DEFAULTS, **extra, "optimizer": {}, **overrides}
-        hp = {k: _as_leaf(k, v) for k, v in values.items() if k != "optimizer"}
-        hp["optimizer"] = {k: _as_leaf(f"optimizer.{k}", v) for k, v in dict(values["optimizer"]).items()}
-        check_hyperparams(hp)
+        values = {**table, **overrides}
+        keywords = values.pop("optimizer", {})
+        if not isinstance(keywords, Mapping):
+            raise TypeError(f"hyperparameter optimizer must be a dict of the optimizer's "
+                            f"keywords (e.g. {{'b1': 0.8}}), got {keywords!r}")
+        hp = {k: hyperparams_lib.as_leaf(k, v) for k, v in values.items()}
+        hp["optimizer"] = {k: hyperparams_lib.as_leaf(f"optimizer.{k}", v)
+                           for k, v in keywords.items()}
+        hyperparams_lib.check(hp)
+        _check_optimizer_keywords(optimizer, hp["optimizer"])
         return hp
 
+    default_hyperparams.__doc__ = (
+        f"Every hyperparameter {name} reads, at its default unless overridden, checked.\n\n"
+        f"Keys: {', '.join(keys)} (see :mod:`wsjax.hyperparams`). Returns a dict of float32\n"
+        "arrays, ``optimizer`` a dict of the optimizer's keywords.\n\n"
+        "Raises:\n  ValueError: for an unknown name or a value out of its range (named).\n"
+        "  TypeError: for a value that is not a number.\n")
     return default_hyperparams
-
-
-def _concrete(x):
-    return None if is_traced(x) else np.asarray(x, np.float64)
-
-
-def check_hyperparams(hyperparams: dict, num_layers: int | None = None) -> None:
-    """Raise a ValueError naming the first concrete hyperparameter out of its range.
-
-    Traced values pass: their ranges are the caller's to keep.
-    """
-    rules = dict(learning_rate=("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0)),
-                 lr_decay=("finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
-                 decay_steps=("finite and > 0", lambda v: np.isfinite(v) & (v > 0)),
-                 layer_rate_start=("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0)),
-                 layer_rate_end=("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0)),
-                 insomnia=("in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
-                 activity_weight=("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0)),
-                 activity_floor=("in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
-                 activity_ceiling=("in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
-                 # The training loop's initialisation (wsjax.train), when present.
-                 init_scale=("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0)),
-                 prior_bias=("finite", np.isfinite), generative_bias=("finite", np.isfinite),
-                 recognition_bias=("finite", np.isfinite))
-    for name, (what, ok) in rules.items():
-        if name not in hyperparams:
-            continue
-        v = _concrete(hyperparams[name])
-        if v is not None and not np.all(ok(v)):
-            raise ValueError(f"hyperparameter {name} must be {what}, got {v.tolist()}")
-    lr = np.shape(hyperparams.get("learning_rate", 0.0))
-    if lr not in ((), (1,), (2,)):
-        raise ValueError(f"learning_rate must be a scalar or a (generative, recognition) pair, "
-                         f"got shape {lr}")
-    if num_layers is not None:
-        for name in _PER_LAYER:
-            shape = np.shape(hyperparams.get(name, 1.0))
-            if shape not in ((), (1,), (num_layers,)):
-                raise ValueError(f"{name} needs one value or {num_layers} (one per layer of "
-                                 f"conditionals), got shape {shape}")
-    _check_band(*(_concrete(hyperparams.get(k, v)) for k, v in
-                  (("activity_floor", 0.0), ("activity_ceiling", 1.0))))
-
-
-def _check_band(floor, ceiling):
-    """activity_floor <= activity_ceiling, layer by layer (and point by point in a grid,
-    whose leaves carry a leading axis of points: the lower-rank one is aligned on it)."""
-    if floor is None or ceiling is None:
-        return
-    rank = max(floor.ndim, ceiling.ndim)
-    floor, ceiling = (np.reshape(v, v.shape + (1,) * (rank - v.ndim)) if v.ndim else v
-                      for v in (floor, ceiling))
-    try:
-        below = floor > ceiling
-    except ValueError:  # shapes that do not fit: the per-layer shape check names them
-        return
-    if np.any(below):
-        show = lambda v: " ".join(f"{x:.6g}" for x in np.ravel(v))
-        raise ValueError(f"activity_floor ({show(floor)}) must not exceed activity_ceiling "
-                         f"({show(ceiling)})")
-
-
-def _canonical(hyperparams, num_layers):
-    check_hyperparams(hyperparams, num_layers)
-    hp = dict(hyperparams)
-    hp["learning_rate"] = jnp.broadcast_to(jnp.asarray(hp["learning_rate"], jnp.float32), (2,))
-    for name in _PER_LAYER:
-        hp[name] = jnp.broadcast_to(jnp.asarray(hp[name], jnp.float32), (num_layers,))
-    return hp
 
 
 def _labels(params):
@@ -278,17 +209,142 @@ def _check_optimizer(optimizer):
         raise TypeError(f"optimizer must be callable, got {optimizer!r}")
 
 
-def _init_fn(optimizer, required):
+def _canonical_shape(row, num_layers):
+    return {"pair": (2,), "per_layer": (num_layers,)}.get(row.shape, ())
+
+
+def _check_state(state, name, optimizer) -> None:
+    """Raise naming what is wrong when ``state`` is not a State of algorithm ``name``.
+
+    Everything checked here is static (types, dict keys, shapes, the optimizer state's
+    structure): it runs once per compilation, or on every call of the uncompiled step.
+    """
+    if not isinstance(state, State):
+        got = type(state).__name__
+        if isinstance(state, dict) and "generative" in state:
+            got += " (raw params: build a State with algorithm.init(params, hyperparams))"
+        raise TypeError(f"{name}.step takes a State made by {name}.init, got {got}")
+    params, hp = state.params, state.hyperparams
+    if not isinstance(hp, Mapping):
+        raise TypeError(f"state.hyperparams must be a dict, got {type(hp).__name__}")
+    want = set(hyperparams_lib.names(name)) | {"optimizer"}
+    if set(hp) != want:
+        missing, extra = sorted(want - set(hp)), sorted(set(hp) - want)
+        what = "; ".join(part for part in (
+            f"it lacks {missing}" if missing else "",
+            f"it has {extra}, which {name} does not read" if extra else "") if part)
+        raise TypeError(f"this State was not made by {name}.init (a State of another "
+                        f"algorithm?): {what}")
+    num_layers = len(params["generative"])
+    for row in hyperparams_lib.TABLE:
+        if row.name in hp and np.shape(hp[row.name]) != _canonical_shape(row, num_layers):
+            raise ValueError(
+                f"state.hyperparams[{row.name!r}] has shape {np.shape(hp[row.name])}, but "
+                f"{name}.init makes it {_canonical_shape(row, num_layers)} for this machine "
+                f"({num_layers} layers of conditionals)")
+    _check_optimizer_keywords(optimizer, hp["optimizer"])
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)),
+                            params)
+    expected = jax.tree.structure(jax.eval_shape(
+        _transformation(optimizer, hp, num_layers).init, abstract))
+    if jax.tree.structure(state.opt_state) != expected:
+        raise TypeError(
+            f"state.opt_state is not a state of {_optimizer_name(optimizer)} for these params "
+            f"(a State made with another optimizer?): {expected.num_leaves} leaves expected, "
+            f"{jax.tree.structure(state.opt_state).num_leaves} found")
+
+
+def _bundle(name, optimizer, step_fn, info_name):
+    """The Algorithm of ``step_fn``: init and step as checked, compiled entry points."""
+
     def init_fn(params, hyperparams) -> State:
-        missing = sorted(set(required) - set(hyperparams))
+        check_structure(params)
+        if not isinstance(hyperparams, Mapping):
+            raise TypeError(f"hyperparams must be a dict (from {name}.default_hyperparams), "
+                            f"got {type(hyperparams).__name__}")
+        want = hyperparams_lib.names(name)
+        missing = sorted(set(want) - set(hyperparams))
         if missing:
             raise ValueError(f"hyperparameters {missing} are missing; build a full set with "
-                             "algorithm.default_hyperparams(...)")
+                             f"{name}.default_hyperparams(...)")
+        unknown = sorted(set(hyperparams) - set(want) - {"optimizer"})
+        if unknown:
+            raise ValueError(f"unknown hyperparameters {unknown}; {name} reads {list(want)}")
+        _check_optimizer_keywords(optimizer, hyperparams.get("optimizer", {}))
         num_layers = len(params["generative"])
-        hp = _canonical(hyperparams, num_layers)
+        hp = hyperparams_lib.canonical(hyperparams, num_layers)
+        hp["optimizer"] = {k: jnp.asarray(v, jnp.float32)
+                           for k, v in dict(hyperparams.get("optimizer", {})).items()}
         opt_state = _transformation(optimizer, hp, num_layers).init(params)
         return State(params, opt_state, hp, jnp.zeros((), jnp.int32))
-    return init_fn
+
+    def checked_step_fn(key, state, u):
+        _check_state(state, name, optimizer)
+        return step_fn(key, state, u)
+
+    def check_init(arguments):
+        check_structure(arguments["params"])
+        hyperparams = arguments["hyperparams"]
+        if isinstance(hyperparams, Mapping):
+            num_layers = len(arguments["params"]["generative"])
+            hyperparams_lib.check({k: v for k, v in hyperparams.items()
+                                   if k != "optimizer" or isinstance(v, Mapping)}, num_layers)
+
+    def check_step(arguments):
+        state = arguments["state"]
+        if not isinstance(state, State):
+            _check_state(state, name, optimizer)  # raises, naming what it got
+        arguments["u"] = check_data(arguments["u"], "u")
+        if isinstance(state.hyperparams, Mapping):
+            hyperparams_lib.check(state.hyperparams)
+
+    init = entry_point(init_fn, check=check_init, name="init", doc=_INIT_DOC.format(name=name))
+    step = entry_point(checked_step_fn, check=check_step, name="step",
+                       doc=_STEP_DOC.format(name=name, info=info_name))
+    return Algorithm(init, step, _make_defaults(name, optimizer), name)
+
+
+_INIT_DOC = """The State of {name} at step 0: ``(params, hyperparams) -> State``.
+
+Args:
+  params: the machine (``wsjax.init``).
+  hyperparams: every hyperparameter {name} reads (``default_hyperparams(...)``);
+    a pair or per-layer value may be given as a scalar.
+
+Returns:
+  A :class:`~wsjax.algorithms.State`: the params, the optimizer's state, the
+  hyperparameters in canonical shapes (``learning_rate`` [2], per-layer values
+  [L]) and step 0.
+
+Called eagerly it is compiled once per shape, and concrete hyperparameters are
+checked (ranges and shapes, named in the error); inside a ``jit`` or ``vmap`` it
+is plain traced code.
+
+Raises:
+  ValueError: for malformed params, a missing or unknown hyperparameter, a value
+    out of its range or of the wrong shape, or an optimizer keyword the
+    optimizer does not take.
+"""
+
+_STEP_DOC = """One {name} step: ``(key, state, u) -> (State, {info})``.
+
+Args:
+  key: PRNG key of this step.
+  state: the State from ``init`` (or from the previous step) of this algorithm.
+  u: a batch of data [batch, n_visible] of 0/1.
+
+Returns:
+  (the State after the step, a :class:`{info}` of diagnostics at the pre-step params).
+
+Called eagerly (from a notebook, say) it is compiled once per shape, and
+concrete inputs are checked: ``u`` 2-D, finite, 0/1 and of the machine's width,
+the state's hyperparameters in range. Inside ``jit``, ``vmap`` or ``scan`` it is
+plain traced code (the static checks run once, at trace time).
+
+Raises:
+  TypeError: for raw params, or a State made by another algorithm or optimizer.
+  ValueError: naming bad data or a hyperparameter out of range or of the wrong shape.
+"""
 
 
 def _apply(optimizer, state, grads, params=None):
@@ -373,8 +429,7 @@ def wake_sleep(
         info = WakeSleepInfo(wake_loss=wake_loss, sleep_loss=sleep_loss)
         return State(new_params, opt_state, state.hyperparams, state.step + 1), info
 
-    return Algorithm(_init_fn(optimizer, _COMMON_DEFAULTS), step_fn, _make_defaults({}),
-                     "wake_sleep")
+    return _bundle("wake_sleep", optimizer, step_fn, "WakeSleepInfo")
 
 
 def rws(
@@ -412,5 +467,4 @@ def rws(
         new_params, opt_state = _apply(optimizer, state, grads)
         return State(new_params, opt_state, state.hyperparams, state.step + 1), info
 
-    return Algorithm(_init_fn(optimizer, (*_COMMON_DEFAULTS, "insomnia")), step_fn,
-                     _make_defaults({"insomnia": 1.0}), "rws")
+    return _bundle("rws", optimizer, step_fn, "RWSInfo")

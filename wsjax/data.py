@@ -69,8 +69,24 @@ def validate_binary(x, name: str = "data", n_visible: int | None = None) -> np.n
     return arr.astype(np.float32)
 
 
-def sample_batch(key: jax.Array, data: jax.Array, batch_size: int) -> jax.Array:
-    """Draw ``batch_size`` rows of ``data`` [num_examples, n] uniformly with replacement."""
+def sample_batch(key: jax.Array, batch_size: int, data: jax.Array) -> jax.Array:
+    """Draw ``batch_size`` rows of ``data`` [num_examples, n] uniformly with replacement.
+
+    The argument order is that of every sampler of the kit (``TrainConfig.sampler``):
+    ``(key, batch_size, data)``, so ``sampler=wsjax.data.sample_batch`` trains on a data array.
+
+    Returns:
+      [batch_size, n] float32.
+
+    Raises:
+      TypeError: if ``batch_size`` is not an int or ``data`` has no rows to draw from.
+    """
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool):
+        raise TypeError(f"sample_batch(key, batch_size, data): batch_size must be an int, got "
+                        f"{type(batch_size).__name__}{f' of shape {jnp.shape(batch_size)}' if hasattr(batch_size, 'shape') else ''}")
+    if jnp.ndim(data) < 1:
+        raise TypeError(f"sample_batch(key, batch_size, data): data must be an array "
+                        f"[num_examples, n], got {type(data).__name__}")
     idx = jax.random.randint(key, (batch_size,), 0, data.shape[0])
     return jnp.asarray(data[idx], jnp.float32)
 

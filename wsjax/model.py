@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wsjax import hyperparams
 from wsjax.layers import (
     Conditionals,
     LogitsFn,
@@ -47,6 +48,7 @@ __all__ = [
     "from_matrices",
     "to_matrices",
     "layer_sizes",
+    "check_layer_sizes",
     "check_structure",
     "check_visible",
     "apply_rows",
@@ -90,10 +92,14 @@ def init(
       The params pytree described in the module docstring.
 
     Raises:
-      ValueError: if layer_sizes has fewer than two entries or a non-positive one.
+      ValueError: if layer_sizes has fewer than two entries or a non-positive one,
+        or a concrete initial value is not finite (or a negative scale), named.
     """
-    sizes = _check_layer_sizes(layer_sizes)
+    sizes = check_layer_sizes(layer_sizes)
     num_layers = len(sizes) - 1
+    hyperparams.check(dict(init_scale=init_scale, prior_bias=prior_bias,
+                           generative_bias=generative_bias, recognition_bias=recognition_bias),
+                      num_layers)
     scales = _per_layer("init_scale", init_scale, num_layers)
     gen_biases = _per_layer("generative_bias", generative_bias, num_layers)
     rec_biases = _per_layer("recognition_bias", recognition_bias, num_layers)
@@ -124,7 +130,8 @@ def _per_layer(name, value, num_layers):
     return values
 
 
-def _check_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
+def check_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
+    """``layer_sizes`` as a tuple of ints, or a ValueError naming what is wrong with it."""
     try:
         sizes = tuple(int(n) for n in layer_sizes)
     except (TypeError, ValueError) as e:

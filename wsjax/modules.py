@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from wsjax import exact, model, objectives, phases, reweighted
+from wsjax._api import check_data
 from wsjax.layers import Conditionals, dense_logits
 
 __all__ = ["Dense", "MLP", "ModuleConditional", "as_conditional", "HelmholtzMachine"]
@@ -137,7 +138,7 @@ class HelmholtzMachine(nnx.Module):
 
     def __init__(self, layer_sizes: Sequence[int], *, rngs: nnx.Rngs, generative=None,
                  recognition=None, init_scale: float = 0.0):
-        sizes = model._check_layer_sizes(layer_sizes)
+        sizes = model.check_layer_sizes(layer_sizes)
         dense = lambda n_in, n_out, rngs: Dense(n_in, n_out, rngs=rngs, scale=init_scale)
         make_gen, make_rec = generative or dense, recognition or dense
         self.prior = nnx.Param(jnp.zeros((sizes[-1],), jnp.float32))
@@ -200,6 +201,7 @@ class HelmholtzMachine(nnx.Module):
         Returns:
           Scalar, nats per example (the sum of the two losses).
         """
+        u = check_data(u, "u")
         params, fn = self.split()
         key_wake, key_sleep = jax.random.split(key)
         gen, wake_loss = phases.wake_grads(key_wake, params, u, fn)
@@ -215,6 +217,7 @@ class HelmholtzMachine(nnx.Module):
         samples (:func:`wsjax.reweighted.rws_losses`; at insomnia 1 no dreams are drawn
         and the last term is 0); the gradient is the one ``rws_grads`` computes.
         """
+        u = check_data(u, "u")
         params, fn = self.split()
         grads, info = reweighted.rws_grads(key, params, u, num_samples, insomnia,
                                            sleep_batch_size, fn)
@@ -247,8 +250,11 @@ class HelmholtzMachine(nnx.Module):
     def recognize(self, key: jax.Array, u: jax.Array):
         """Samples of the hidden layers from Q given ``u``: (h_1 [batch, n_1], ..., h_L)."""
         params, fn = self.split()
-        return phases.wake_samples(key, params, jnp.asarray(u, jnp.float32), fn)
+        return phases.wake_samples(key, params, jnp.asarray(check_data(u, "u"), jnp.float32), fn)
 
     def features(self, u: jax.Array) -> jax.Array:
         """Q(h_1 = 1 | u), [batch, n_1]: the first hidden layer's recognition probabilities."""
+        u = check_data(u, "u")
+        params, fn = self.split()
+        model.check_visible(params, u, fn, batched=True)
         return jax.nn.sigmoid(self.recognition[0](jnp.asarray(u, jnp.float32)))

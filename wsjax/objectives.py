@@ -18,6 +18,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from wsjax._api import check_positive_int, public
 from wsjax.layers import LogitsFn, dense_logits
@@ -116,6 +117,9 @@ def _particles(key, params, u, num_samples, logits_fn):
     return hs, log_p, log_q
 
 
+_MAX_SAMPLES = int(np.iinfo(np.int32).max)
+
+
 def _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn):
     """Stream over chunks of samples; return (logsumexp_k log w, sum_k log w), each [batch]."""
     check_visible(params, u, logits_fn, batched=True)
@@ -128,6 +132,10 @@ def _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn):
         chunk_size = max(1, _CHUNK_BUDGET // max(1, batch * width))
     chunk_size = min(int(chunk_size), num_samples)
     num_chunks = -(-num_samples // chunk_size)
+    if num_chunks * chunk_size > _MAX_SAMPLES:
+        raise ValueError(f"num_samples = {num_samples} is more than the kit's int32 sample "
+                         f"counter holds (at most {_MAX_SAMPLES - chunk_size + 1} with chunk_size "
+                         f"{chunk_size}); split the estimate into several calls")
 
     def body(carry, i):
         run_max, run_sum, total = carry

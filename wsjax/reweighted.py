@@ -270,7 +270,7 @@ def _rws_grads(key, params, u, num_samples, insomnia, sleep_batch_size, logits_f
         return mixed, sleep_loss
 
     def without_sleep():  # insomnia == 1: the dreams would be weighted by 0
-        return wake_q_grads, jnp.full((), jnp.nan, jnp.float32)
+        return wake_q_grads, jnp.full((), jnp.nan, jnp.result_type(wake_q_loss))
 
     if isinstance(insomnia, (int, float)) and not isinstance(insomnia, bool):
         rec_grads, sleep_loss = without_sleep() if insomnia == 1 else with_sleep()

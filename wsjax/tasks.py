@@ -18,6 +18,7 @@ import numpy as np
 from wsjax import data as data_lib
 from wsjax.evaluation import direction_accuracy, parts_drawn
 from wsjax.exact import exact_kl_bits
+from wsjax.model import check_layer_sizes
 from wsjax.objectives import estimate_log_prob
 
 __all__ = ["Task", "bars", "shifter", "from_arrays", "TASKS"]
@@ -113,7 +114,7 @@ def shifter(width: int = 8, num_eval_samples: int = 100) -> Task:
 
 
 def _rows(key, batch_size, data):
-    return data_lib.sample_batch(key, data["train"], batch_size)
+    return data_lib.sample_batch(key, batch_size, data["train"])
 
 
 def from_arrays(name: str, train, test, layer_sizes, image_shape, num_eval_samples: int = 100,
@@ -131,9 +132,15 @@ def from_arrays(name: str, train, test, layer_sizes, image_shape, num_eval_sampl
         validation split to keep the test split for the end.
 
     Raises:
-      ValueError: if the arrays are not 0/1 or do not have the machine's width.
+      ValueError: if the arrays are not 0/1 or do not have the machine's width, or
+        ``image_shape`` does not hold ``layer_sizes[0]`` pixels.
     """
-    n_visible = int(layer_sizes[0])
+    layer_sizes = check_layer_sizes(layer_sizes)
+    n_visible = layer_sizes[0]
+    if int(np.prod(image_shape)) != n_visible:
+        raise ValueError(f"image_shape {tuple(image_shape)} holds {int(np.prod(image_shape))} "
+                         f"pixels, but the machine has n_visible = {n_visible} (layer_sizes "
+                         f"{layer_sizes})")
     train = data_lib.validate_binary(train, f"{name} train", n_visible)
     test = data_lib.validate_binary(test, f"{name} test", n_visible)
     heldout = test if heldout is None else data_lib.validate_binary(heldout, f"{name} valid",

@@ -28,22 +28,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsjax._api import check_positive_int
-from wsjax.algorithms import Algorithm, State, check_hyperparams
-from wsjax.model import _check_layer_sizes, init
+from wsjax import hyperparams as hyperparams_lib
+from wsjax._api import check_positive_int, entry_point, is_traced
+from wsjax.algorithms import Algorithm, State
+from wsjax.data import validate_binary
+from wsjax.model import check_layer_sizes, init
 
-__all__ = ["TrainConfig", "Trainer", "make_train", "grid", "axis_values", "sweep", "scan_steps",
-           "INIT_HYPERPARAMS"]
+__all__ = ["TrainConfig", "Trainer", "make_train", "grid", "axis_values", "sweep", "scan_steps"]
 
 Sampler = Callable[[jax.Array, int, Any], jax.Array]
-"""(key, batch_size, data) -> [batch_size, n_visible] 0/1 batch."""
+"""(key, batch_size, data) -> [batch_size, n_visible] 0/1 batch, e.g. ``wsjax.data.sample_batch``."""
 
 EvalFn = Callable[[jax.Array, Any, Any], dict]
 """(key, params, data) -> dict of scalar metrics."""
-
-INIT_HYPERPARAMS = dict(init_scale=0.0, prior_bias=0.0, generative_bias=0.0, recognition_bias=0.0)
-"""The initialisation's hyperparameters and their defaults (see :func:`wsjax.init`):
-``init_scale`` a scalar or one standard deviation per layer of conditionals."""
 
 
 class TrainConfig(NamedTuple):
@@ -53,7 +50,8 @@ class TrainConfig(NamedTuple):
       layer_sizes: (n_visible, n_1, ..., n_top).
       num_steps: training steps in the run; a multiple of eval_every.
       batch_size: data examples per step.
-      sampler: (key, batch_size, data) -> batch; runs inside the program.
+      sampler: (key, batch_size, data) -> batch; runs inside the program
+        (``wsjax.data.sample_batch`` draws rows of a data array).
       eval_every: steps between evaluations; step diagnostics are averaged over each window.
       eval_fn: optional (key, params, data) -> dict of scalars, run every eval_every steps.
     """
@@ -79,6 +77,12 @@ class Trainer(NamedTuple):
       run: (key, state, data) -> (state, metrics): eval_every steps, then the evaluation.
       train: (key, hyperparams, data=None) -> (state, metrics), each metric of
         shape [num_steps // eval_every].
+
+    ``data`` is None (a sampler that makes its own data) or a pytree of 0/1 arrays
+    [num_examples, n_visible] (a numpy array is fine). Called eagerly, each function
+    is compiled once per shape and checks its concrete inputs (the data 0/1, finite
+    and of the machine's width; the hyperparameters in range); inside ``jit``,
+    ``vmap`` or ``scan`` they are plain traced code.
       default_hyperparams: (**overrides) -> the full hyperparameter dict, checked.
       config: the TrainConfig.
       algorithm: the Algorithm.
@@ -97,7 +101,7 @@ class Trainer(NamedTuple):
 
 def check_config(config: TrainConfig) -> None:
     """Raise a ValueError naming the first impossible setting of ``config``."""
-    _check_layer_sizes(config.layer_sizes)
+    check_layer_sizes(config.layer_sizes)
     for name in ("num_steps", "batch_size", "eval_every"):
         check_positive_int(getattr(config, name), name)
     if config.num_steps % config.eval_every:
@@ -107,14 +111,14 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(f"sampler must be callable, got {config.sampler!r}")
 
 
-def _check_init_hyperparams(hp, num_layers):
-    """The initialisation's values (ranges: :func:`~wsjax.algorithms.check_hyperparams`)."""
-    for name in ("init_scale", "generative_bias", "recognition_bias"):
-        value = hp[name]
-        if np.ndim(value) > 1 or np.size(value) not in (1, num_layers):
-            raise ValueError(f"{name} needs one value or {num_layers} (one per layer of "
-                             f"conditionals), got shape {np.shape(value)}")
-    check_hyperparams({k: hp[k] for k in INIT_HYPERPARAMS})
+def _check_data(data, n_visible):
+    """Every concrete leaf of ``data`` checked as 0/1 [num_examples, n_visible] (float32)."""
+    if data is None or is_traced(data):
+        return data
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(data)
+    checked = [validate_binary(leaf, "data" + jax.tree_util.keystr(path), n_visible)
+               for path, leaf in leaves]
+    return jax.tree.unflatten(treedef, checked)
 
 
 def _run_keys(key):
@@ -133,21 +137,27 @@ def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
     num_layers = len(sizes) - 1
     num_evals = config.num_steps // config.eval_every
 
+    init_defaults = hyperparams_lib.defaults("init")
+
     def default_hyperparams(**overrides) -> dict:
-        init_part = {k: overrides.pop(k, v) for k, v in INIT_HYPERPARAMS.items()}
+        init_part = {k: overrides.pop(k, v) for k, v in init_defaults.items()}
         hp = algorithm.default_hyperparams(**overrides)
-        hp.update({k: jnp.asarray(v, jnp.float32) for k, v in init_part.items()})
-        _check_init_hyperparams(hp, num_layers)
+        hp.update({k: hyperparams_lib.as_leaf(k, v) for k, v in init_part.items()})
+        hyperparams_lib.check(hp, num_layers)
         return hp
 
     def init_fn(key, hyperparams) -> State:
-        _check_init_hyperparams(hyperparams, num_layers)
+        missing = sorted(set(init_defaults) - set(hyperparams))
+        if missing:
+            raise ValueError(f"hyperparameters {missing} are missing; build a full set with "
+                             "trainer.default_hyperparams(...)")
+        hyperparams_lib.check({k: hyperparams[k] for k in init_defaults}, num_layers)
         key_init, _, _ = _run_keys(key)
         params = init(key_init, sizes, init_scale=hyperparams["init_scale"],
                       prior_bias=hyperparams["prior_bias"],
                       generative_bias=hyperparams["generative_bias"],
                       recognition_bias=hyperparams["recognition_bias"])
-        algo_hp = {k: v for k, v in hyperparams.items() if k not in INIT_HYPERPARAMS}
+        algo_hp = {k: v for k, v in hyperparams.items() if k not in init_defaults}
         return algorithm.init(params, algo_hp)
 
     def steps_key_step(key_steps, state, data):
@@ -179,8 +189,28 @@ def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
         state = init_fn(key, hyperparams)
         return jax.lax.scan(lambda s, _: run_fn(key, s, data), state, None, num_evals)
 
-    return Trainer(init_fn, step_fn, run_steps, evaluate_fn, run_fn, train_fn, default_hyperparams,
-                   config, algorithm)
+    def check(arguments):
+        if "data" in arguments:
+            arguments["data"] = _check_data(arguments["data"], sizes[0])
+        if isinstance(arguments.get("hyperparams"), Mapping):
+            hyperparams_lib.check(arguments["hyperparams"], num_layers)
+
+    def public(fn, doc):
+        return entry_point(fn, check=check, name=fn.__name__.removesuffix("_fn"), doc=doc)
+
+    return Trainer(
+        public(init_fn, "(key, hyperparams) -> State at step 0, with fresh params."),
+        public(step_fn, "(key, state, data=None) -> (state, info): one step of the run "
+                        "whose key is ``key``."),
+        public(run_steps, "(key, state, data=None) -> (state, metrics): eval_every steps, "
+                          "the means of their infos and the step count in metrics."),
+        public(evaluate_fn, "(key, state, data=None) -> dict of the eval_fn's metrics after "
+                            "the state's step."),
+        public(run_fn, "(key, state, data=None) -> (state, metrics): eval_every steps, then "
+                       "the evaluation."),
+        public(train_fn, "(key, hyperparams, data=None) -> (state, metrics): a whole run, "
+                         "each metric [num_steps // eval_every]."),
+        default_hyperparams, config, algorithm)
 
 
 def scan_steps(step: Callable, state, num_steps: int):
@@ -274,9 +304,31 @@ def grid(hyperparams: dict, axes: Mapping[str, Any]) -> dict:
         hp = hyperparams
         for name, value in zip(names, combo):
             hp = _set(hp, name, jnp.asarray(value))
-        check_hyperparams(hp)
+        hyperparams_lib.check(hp)
         points.append(hp)
     return jax.tree.map(lambda *xs: jnp.stack(xs), *points)
+
+
+def _check_sweep_inputs(keys, hyperparams):
+    """Raise a ValueError when ``keys`` is not a batch of keys or ``hyperparams`` not a grid."""
+    key_shape = jnp.shape(keys)
+    typed = jnp.issubdtype(jnp.result_type(keys), jax.dtypes.prng_key)
+    if (typed and len(key_shape) != 1) or (not typed and len(key_shape) != 2):
+        raise ValueError(
+            f"sweep takes a batch of keys [num_seeds] (jax.random.split(key, num_seeds)), got "
+            f"{'a single key' if key_shape in ((), (2,)) else f'keys of shape {key_shape}'}")
+    if not isinstance(hyperparams, Mapping):
+        raise TypeError(f"sweep takes hyperparams as a dict (a grid from wsjax.grid), got "
+                        f"{type(hyperparams).__name__}")
+    leaves = jax.tree_util.tree_leaves_with_path(hyperparams)
+    lengths = {jax.tree_util.keystr(p): (jnp.shape(x)[0] if jnp.ndim(x) else None)
+               for p, x in leaves}
+    if None in lengths.values() or len(set(lengths.values())) > 1:
+        raise ValueError(
+            "sweep takes a grid of hyperparameters (wsjax.grid(base, axes)): every leaf with "
+            "one leading axis of grid points; got leading lengths "
+            + ", ".join(f"{k}: {'none (a scalar)' if v is None else v}"
+                        for k, v in lengths.items()))
 
 
 def sweep(trainer: Trainer, vectorize: str = "seeds") -> Callable:
@@ -298,6 +350,10 @@ def sweep(trainer: Trainer, vectorize: str = "seeds") -> Callable:
 
     Reuse the returned function: calling it again with values of the same shapes
     does not recompile.
+
+    Raises (when the returned function is called):
+      ValueError: if ``keys`` is one key rather than a batch of keys, or
+        ``hyperparams`` is not a grid (a leaf without the leading axis of points).
     """
     if vectorize not in ("seeds", "runs"):
         raise ValueError(f"vectorize must be 'seeds' or 'runs', got {vectorize!r}")
@@ -305,6 +361,7 @@ def sweep(trainer: Trainer, vectorize: str = "seeds") -> Callable:
     runs = jax.vmap(trainer.train, in_axes=(0, 0, None))
 
     def program(keys, hyperparams, data=None):
+        _check_sweep_inputs(keys, hyperparams)
         if vectorize == "seeds":
             return jax.lax.map(lambda hp: over_seeds(keys, hp, data), hyperparams)
         num_seeds = keys.shape[0]
