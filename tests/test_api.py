@@ -311,3 +311,22 @@ def test_the_nnx_module_checks_concrete_data():
             call()
     with pytest.raises(ValueError, match="does not fit the machine"):
         machine.features(U[:, :4])
+
+
+def test_the_building_blocks_compile_once_and_check_concrete_data():
+    hs = tuple(jnp.ones((4, n)) for n in (3, 2))
+    grey = U.at[0, 0].set(0.5)
+    for call in (lambda u: wsjax.wake_loss(PARAMS, u, hs),
+                 lambda u: wsjax.sleep_loss(PARAMS, u, hs),
+                 lambda u: wsjax.log_joint(PARAMS, u[0], tuple(h[0] for h in hs)),
+                 lambda u: wsjax.log_recognition(PARAMS, u[0], tuple(h[0] for h in hs)),
+                 lambda u: wsjax.sample_recognition(jax.random.key(0), PARAMS, u[0])):
+        call(U)
+        with pytest.raises(ValueError, match="non-binary values 0.5"):
+            call(grey)
+    with pytest.raises(ValueError, match=r"u must be one example, a vector \[n_visible\]"):
+        wsjax.log_joint(PARAMS, U, hs)
+    wsjax.sample_generative(jax.random.key(0), PARAMS)
+    size = wsjax.sample_generative.compiled._cache_size()
+    wsjax.sample_generative(jax.random.key(1), PARAMS)
+    assert wsjax.sample_generative.compiled._cache_size() == size

@@ -26,14 +26,24 @@ def is_traced(x) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
 
 
-def check_data(x, name: str):
-    """A concrete batch [batch, n] of 0/1 values, checked; a tracer is passed through.
+def check_data(x, name: str, batched: bool = True):
+    """Concrete data checked as 0/1 and finite, as float32; a tracer is passed through.
+
+    Args:
+      x: a batch [batch, n] (``batched``) or one example [n].
+      name: what the data is called in the error.
+      batched: whether a leading batch axis is expected.
 
     Raises:
       ValueError: naming the shape, the non-binary or non-finite values and where they are.
     """
     if is_traced(x):
         return x
+    if not batched:
+        if np.ndim(x) != 1:
+            raise ValueError(f"{name} must be one example, a vector [n_visible], got shape "
+                             f"{np.shape(x)}")
+        return check_data(np.asarray(x)[None], name)[0]
     arr = validate_binary(x, name)
     return x if isinstance(x, jax.Array) and x.dtype == jnp.float32 else jnp.asarray(arr)
 
@@ -75,25 +85,31 @@ def check_positive_int(x, name: str) -> int:
     return value
 
 
-def public(*, static_argnames=(), data=(), rates=()):
+def public(*, static_argnames=(), data=(), examples=(), rates=(), inline=False):
     """Decorate a pure function: compile it once per shape, check its concrete inputs.
 
     Args:
       static_argnames: arguments that fix shapes or program structure (hashable).
       data: arguments that are batches of 0/1 data [batch, n].
+      examples: arguments that are one example of 0/1 data [n].
       rates: arguments that are learning rates.
+      inline: see :func:`entry_point` (the building blocks that other functions call
+        inside their own programs pass True).
     """
 
     def check(arguments):
         for name in data:
             if name in arguments:
                 arguments[name] = check_data(arguments[name], name)
+        for name in examples:
+            if name in arguments:
+                arguments[name] = check_data(arguments[name], name, batched=False)
         for name in rates:
             if name in arguments:
                 arguments[name] = check_rate(arguments[name], name)
 
     def decorate(fn):
-        return entry_point(fn, check=check, static_argnames=static_argnames, inline=False)
+        return entry_point(fn, check=check, static_argnames=static_argnames, inline=inline)
 
     return decorate
 

@@ -53,8 +53,8 @@ from wsjax import hyperparams as hyperparams_lib
 from wsjax._api import check_data, check_positive_int, entry_point
 from wsjax.layers import LogitsFn, dense_logits
 from wsjax.model import check_structure, generative_params, recognition_params
-from wsjax.phases import _wake_grads, activity_grads, sleep_grads
-from wsjax.reweighted import RWSInfo, _rws_grads
+from wsjax.phases import activity_grads, sleep_grads, wake_grads
+from wsjax.reweighted import RWSInfo, rws_grads
 
 __all__ = [
     "Algorithm",
@@ -407,7 +407,8 @@ def wake_sleep(
         key_wake, key_sleep = jax.random.split(key)
         params = state.params
         batch = sleep_batch_size or jnp.shape(u)[0]
-        gen_grads, wake_loss, hs = _wake_grads(key_wake, params, u, logits_fn)
+        gen_grads, wake_loss, hs = wake_grads(key_wake, params, u, logits_fn,
+                                                return_samples=True)
         activity = _activity(state.hyperparams, params, u, hs, logits_fn)
         if not sequential:
             rec_grads, sleep_loss = sleep_grads(key_sleep, params, batch, logits_fn)
@@ -460,8 +461,9 @@ def rws(
         sleep_batch_size = check_positive_int(sleep_batch_size, "sleep_batch_size")
 
     def step_fn(key, state, u):
-        grads, info, hs = _rws_grads(key, state.params, u, num_samples,
-                                     state.hyperparams["insomnia"], sleep_batch_size, logits_fn)
+        grads, info, hs = rws_grads(key, state.params, u, num_samples,
+                                    state.hyperparams["insomnia"], sleep_batch_size, logits_fn,
+                                    return_samples=True)
         activity = _activity(state.hyperparams, state.params, u, hs, logits_fn)
         grads = {**grads, **_add(recognition_params(grads), activity)}
         new_params, opt_state = _apply(optimizer, state, grads)

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsjax import hyperparams
+from wsjax._api import public
 from wsjax.layers import (
     Conditionals,
     LogitsFn,
@@ -57,6 +58,7 @@ __all__ = [
     "sample_recognition",
     "sample_generative",
     "particle_log_probs",
+    "sample_particles",
     "log_prior",
     "log_generative",
     "log_joint",
@@ -391,6 +393,7 @@ def sample_down(
     return hs[0], tuple(hs[1:])
 
 
+@public(static_argnames=("logits_fn",), examples=("u",), inline=True)
 def sample_recognition(
     key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits
 ) -> tuple[jax.Array, ...]:
@@ -409,6 +412,7 @@ def sample_recognition(
     return tuple(h[0] for h in sample_up(key, params, jnp.asarray(u)[None], logits_fn))
 
 
+@public(static_argnames=("logits_fn",), inline=True)
 def sample_generative(
     key: jax.Array, params: dict, logits_fn: LogitsFn = dense_logits
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
@@ -456,6 +460,26 @@ def particle_log_probs(
     return (jnp.reshape(log_p, (batch, num_samples)), jnp.reshape(log_q, (batch, num_samples)))
 
 
+def sample_particles(
+    key: jax.Array, params: dict, u: jax.Array, num_samples: int,
+    logits_fn: LogitsFn = dense_logits,
+) -> tuple[tuple[jax.Array, ...], jax.Array, jax.Array]:
+    """K recognition samples per example and their (log P, log Q), differentiable in the params.
+
+    The samples are those of ``sample_up(key, params, u, logits_fn, num_samples)``, held
+    fixed for differentiation (``stop_gradient``); the log-probabilities are those of
+    :func:`particle_log_probs` at them, so a gradient through them is the score of the
+    samples, as importance-weighted objectives need.
+
+    Returns:
+      (hs, log_p, log_q): hs = (h_1 [batch, K, n_1], ...), log_p and log_q [batch, K].
+    """
+    u = jnp.asarray(u, jnp.float32)
+    hs = jax.lax.stop_gradient(sample_up(key, params, u, logits_fn, num_samples))
+    log_p, log_q = particle_log_probs(params, u, hs, logits_fn)
+    return hs, log_p, log_q
+
+
 def log_prior(params: dict, top: jax.Array) -> jax.Array:
     """log P(h_L) for one top-layer vector [n_top]."""
     return bernoulli_log_prob(params["prior"]["b"], top)
@@ -474,6 +498,7 @@ def log_generative(
     )
 
 
+@public(static_argnames=("logits_fn",), examples=("u",), inline=True)
 def log_joint(
     params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
 ) -> jax.Array:
@@ -481,6 +506,7 @@ def log_joint(
     return log_prior(params, hs[-1]) + log_generative(params, u, hs, logits_fn)
 
 
+@public(static_argnames=("logits_fn",), examples=("u",), inline=True)
 def log_recognition(
     params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
 ) -> jax.Array:

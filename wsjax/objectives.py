@@ -27,8 +27,7 @@ from wsjax.model import (
     layer_sizes,
     log_joint,
     log_recognition,
-    particle_log_probs,
-    sample_up,
+    sample_particles,
 )
 
 __all__ = [
@@ -44,6 +43,7 @@ __all__ = [
 _CHUNK_BUDGET = 2**22
 
 
+@public(static_argnames=("logits_fn",), data=("u",), inline=True)
 def wake_loss(
     params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
 ) -> jax.Array:
@@ -65,6 +65,7 @@ def wake_loss(
     return -jnp.mean(lj)
 
 
+@public(static_argnames=("logits_fn",), data=("u",), inline=True)
 def sleep_loss(
     params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
 ) -> jax.Array:
@@ -104,17 +105,8 @@ def log_weights(
       (log_w [batch, K], hs) with hs = (h_1 [batch, K, n_1], ...).
     """
     check_visible(params, u, logits_fn, batched=True)
-    hs, log_p, log_q = _particles(key, params, u, num_samples, logits_fn)
+    hs, log_p, log_q = sample_particles(key, params, u, num_samples, logits_fn)
     return log_p - log_q, hs
-
-
-def _particles(key, params, u, num_samples, logits_fn):
-    """The samples of :func:`log_weights` (held fixed for differentiation) and their
-    (log P, log Q), each [batch, K]: differentiable in the params, for reweighted wake-sleep."""
-    u = jnp.asarray(u, jnp.float32)
-    hs = jax.lax.stop_gradient(sample_up(key, params, u, logits_fn, num_samples))
-    log_p, log_q = particle_log_probs(params, u, hs, logits_fn)
-    return hs, log_p, log_q
 
 
 _MAX_SAMPLES = int(np.iinfo(np.int32).max)

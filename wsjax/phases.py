@@ -58,29 +58,28 @@ def _merge(params, part):
     return {**params, **part}
 
 
-def wake_grads(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits):
+def wake_grads(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits,
+               *, return_samples: bool = False):
     """Gradient of the wake loss in the generative half, at fresh recognition samples.
 
     Args:
       key: PRNG key.
       params: the machine.
       u: data [batch, n_visible] of 0/1.
+      logits_fn: the conditional(s).
+      return_samples: also return the recognition samples the gradient was taken at
+        (static; the algorithms' activity term reads them).
 
     Returns:
-      (grads, loss): grads has the structure of ``generative_params(params)``
-      (``{"prior", "generative"}``) and equals minus the batch-averaged wake delta rule.
+      (grads, loss), or (grads, loss, hs) with ``return_samples``: grads has the
+      structure of ``generative_params(params)`` (``{"prior", "generative"}``) and
+      equals minus the batch-averaged wake delta rule; hs = (h_1 [batch, n_1], ...).
     """
-    grads, loss, _ = _wake_grads(key, params, u, logits_fn)
-    return grads, loss
-
-
-def _wake_grads(key, params, u, logits_fn):
-    """:func:`wake_grads` and the recognition samples it took them at."""
     u = jnp.asarray(u, jnp.float32)
     hs = wake_samples(key, params, u, logits_fn)
     loss_fn = lambda gen: wake_loss(_merge(params, gen), u, hs, logits_fn)
     loss, grads = jax.value_and_grad(loss_fn)(generative_params(params))
-    return grads, loss, hs
+    return (grads, loss, hs) if return_samples else (grads, loss)
 
 
 def sleep_grads(key: jax.Array, params: dict, batch_size: int, logits_fn: LogitsFn = dense_logits):

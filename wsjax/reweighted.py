@@ -63,8 +63,8 @@ from wsjax.model import (
     layer_sizes,
     particle_log_probs,
     recognition_params,
+    sample_particles,
 )
-from wsjax.objectives import _particles
 from wsjax.phases import sleep_grads
 
 __all__ = ["RWSInfo", "normalized_weights", "rws_losses", "rws_grads", "rws_step"]
@@ -188,8 +188,9 @@ def _check_insomnia(insomnia):
 
 def rws_grads(
     key: jax.Array, params: dict, u: jax.Array, num_samples: int, insomnia=1.0,
-    sleep_batch_size: int | None = None, logits_fn: LogitsFn = dense_logits,
-) -> tuple[dict, dict]:
+    sleep_batch_size: int | None = None, logits_fn: LogitsFn = dense_logits, *,
+    return_samples: bool = False,
+) -> tuple:
     r"""Reweighted wake-sleep gradients for every param of the machine.
 
     The generative half gets :math:`\nabla L_P` (see :func:`rws_losses`) at K
@@ -220,24 +221,19 @@ def rws_grads(
       sleep_batch_size: dreams per sleep phase (static; None: the batch size of u).
       logits_fn: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
+      return_samples: also return the K recognition samples per example the
+        gradients were taken at (static; the algorithms' activity term reads them).
 
     Returns:
-      (grads, info). grads has the structure of ``params`` (``{"prior",
-      "generative", "recognition"}``); a step ``params - lr * grads`` ascends
-      the importance-weighted bound in the generative half. info is an
-      :class:`RWSInfo`.
+      (grads, info), or (grads, info, hs) with ``return_samples``. grads has the
+      structure of ``params`` (``{"prior", "generative", "recognition"}``); a step
+      ``params - lr * grads`` ascends the importance-weighted bound in the
+      generative half. info is an :class:`RWSInfo`; hs = (h_1 [batch, K, n_1], ...).
 
     Raises:
       ValueError: at trace time, if ``u`` does not fit the machine, or
         num_samples, sleep_batch_size or a concrete insomnia is out of range.
     """
-    grads, info, _ = _rws_grads(key, params, u, num_samples, insomnia, sleep_batch_size,
-                                logits_fn)
-    return grads, info
-
-
-def _rws_grads(key, params, u, num_samples, insomnia, sleep_batch_size, logits_fn):
-    """:func:`rws_grads` and the K recognition samples per example it took them at."""
     check_visible(params, u, logits_fn, batched=True)
     num_samples = check_positive_int(num_samples, "num_samples")
     _check_insomnia(insomnia)
@@ -252,7 +248,8 @@ def _rws_grads(key, params, u, num_samples, insomnia, sleep_batch_size, logits_f
         # differentiated function so that the backward pass reuses the forward products.
         # L_P depends on the generative half only and L_Q on the recognition half only,
         # so one gradient of their sum holds both.
-        hs, log_p, log_q = _particles(wake_key, {**params, **halves}, u, num_samples, logits_fn)
+        hs, log_p, log_q = sample_particles(wake_key, {**params, **halves}, u, num_samples,
+                                            logits_fn)
         log_w = jax.lax.stop_gradient(log_p - log_q)
         losses = _weighted_losses(log_w, log_p, log_q)
         return losses[0] + losses[1], (losses, log_w, hs)
@@ -286,7 +283,8 @@ def _rws_grads(key, params, u, num_samples, insomnia, sleep_batch_size, logits_f
         wake_q_loss=wake_q_loss,
         sleep_loss=sleep_loss,
     )
-    return {**gen_grads, **rec_grads}, info, hs
+    grads = {**gen_grads, **rec_grads}
+    return (grads, info, hs) if return_samples else (grads, info)
 
 
 @public(static_argnames=("num_samples", "sleep_batch_size", "logits_fn"), data=("u",),
