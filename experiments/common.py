@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 import wsjax
+from experiments import outputs
 from wsjax import evaluation, plotting, runner
 
 FLAGS = flags.FLAGS
@@ -337,7 +338,7 @@ def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):
     if lead:
         ident = identity(task, trainer, hyperparams, axes, **(extra_identity or {}))
         try:
-            resumed = runner.prepare_output_dir(out, ident, FLAGS.overwrite)
+            resumed = outputs.prepare_output_dir(out, ident, FLAGS.overwrite)
         except (FileExistsError, NotADirectoryError, OSError) as e:
             raise app.UsageError(str(e)) from None
         FLAGS.append_flags_into_file(os.path.join(out, "flags.txt"))
