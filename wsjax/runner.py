@@ -68,7 +68,8 @@ class SweepResult(NamedTuple):
         (:func:`write_results` then takes the earlier sessions' time from the directory's
         results.json, where a finished earlier session left one).
       resumed_from: number of evaluations restored from a checkpoint (0 for a fresh run).
-      session_seconds: the part of ``seconds`` spent in this process.
+      session_seconds: the part of ``seconds`` spent in this process (read at the same moment
+        as ``seconds``, so never more than it).
     """
 
     state: Any
@@ -293,14 +294,16 @@ def run_sweep(
     resumed_from = len(history)
     earlier = float(history[-1][_WALL][0]) if history and _WALL in history[-1] else 0.0
     start = time.time()
+    session = 0.0  # this session's training time, read where each chunk's total is recorded
     first_chunk_seconds = None
     try:
         for e in range(resumed_from, num_evals):
             chunk_start = time.time()
             state, metrics = chunk_program(keys_global, state, data)
             metrics = _from_blocks(_to_host(metrics), num_runs)
+            session = time.time() - start
             if not history or _WALL in history[0]:
-                history.append({**metrics, _WALL: np.full(num_runs, earlier + time.time() - start)})
+                history.append({**metrics, _WALL: np.full(num_runs, earlier + session)})
             else:
                 history.append(metrics)
             if manager is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == num_evals):
@@ -337,7 +340,6 @@ def run_sweep(
         if manager is not None:
             manager.close()
         handler.removeFilter(quiet)
-    session = time.time() - start
     stacked = {k: np.stack([h[k] for h in history], axis=-1) for k in history[0]}
     steps = stacked.pop("step")[0]
     wall = stacked.pop(_WALL, None)
