@@ -34,6 +34,7 @@ common.define_flags(algorithm="rws", num_samples=5, insomnia=0.0, sleep_batch_si
                     init_scale=["0", "1"], layer_rate_scales=["1", "0.01:10"],
                     init_biases="-2.5:-3.5:-1.4", num_evals=20, vectorize="runs",
                     cpu_devices=0, output_dir="runs/bars")
+flags.adopt_module_key_flags(common)  # --help lists the shared flags beside its own
 FLAGS = flags.FLAGS
 
 

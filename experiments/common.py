@@ -5,7 +5,9 @@ An experiment calls :func:`define_flags` with its own defaults at import, then i
 the output directory, sweep, write results and figures), and whatever it adds.
 """
 
+import inspect
 import json
+import logging as std_logging
 import os
 import shlex
 import sys
@@ -17,6 +19,7 @@ import numpy as np
 import optax
 
 import wsjax
+from experiments import outputs
 from wsjax import evaluation, plotting, runner
 
 FLAGS = flags.FLAGS
@@ -24,6 +27,11 @@ OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
 # Flags that do not change the numbers a run produces.
 NOT_IDENTITY = ("output_dir", "overwrite", "coordinator_address", "num_processes", "process_id",
                 "join_timeout", "checkpoint_every", "plot_axis", "cpu_devices")
+PER_LAYER_FLAGS = ("init_scale", "layer_rate_scales", "activity_weight", "activity_floor",
+                   "activity_ceiling")
+"""The flags with one value per layer of conditionals (or one for all)."""
+PER_LAYER_DEFAULTS = (" Left at a default of several values while --layer_sizes has another depth, "
+                      "its last value goes to the top layer and its first to every layer below.")
 
 
 def define_flags(skip=(), **defaults):
@@ -58,18 +66,21 @@ def define_flags(skip=(), **defaults):
     flags.DEFINE_float("lr_decay", d("lr_decay", 1.0), "Final rate / initial rate (geometric).")
     flags.DEFINE_list("layer_rate_scales", d("layer_rate_scales", ["1"]),
                       "Rate multiplier per layer of conditionals (the prior takes the top one): "
-                      "'m', or 'start:end' moving geometrically over the run; one entry for all.")
+                      "'m', or 'start:end' moving geometrically over the run; one entry for all."
+                      + PER_LAYER_DEFAULTS)
     flags.DEFINE_list("activity_weight", d("activity_weight", ["0"]),
                       "Weight of the recognition units' activity term (wsjax.phases."
-                      "activity_grads): one value, or one per layer of conditionals (0: none).")
+                      "activity_grads): one value, or one per layer of conditionals (0: none)."
+                      + PER_LAYER_DEFAULTS)
     flags.DEFINE_list("activity_floor", d("activity_floor", ["0.02"]),
                       "Mean recognition probability below which a unit is turned up; one per "
-                      "layer or one for all.")
+                      "layer or one for all." + PER_LAYER_DEFAULTS)
     flags.DEFINE_list("activity_ceiling", d("activity_ceiling", ["1"]),
                       "Mean recognition probability above which a unit is turned down; one per "
-                      "layer or one for all.")
+                      "layer or one for all." + PER_LAYER_DEFAULTS)
     flags.DEFINE_list("init_scale", d("init_scale", ["0"]),
-                      "Standard deviation of the initial weights: one value, or one per layer.")
+                      "Standard deviation of the initial weights: one value, or one per layer."
+                      + PER_LAYER_DEFAULTS)
     flags.DEFINE_string("init_biases", d("init_biases", "0:0:0"),
                         "Initial biases 'prior:generative:recognition'.")
     if "num_evals" not in skip:
@@ -102,8 +113,75 @@ def _program():
     return "experiments." + os.path.splitext(os.path.basename(sys.argv[0]))[0]
 
 
+def _command():
+    """The command line that started this process, as a user would type it again."""
+    return " ".join(["python -m " + _program(), *map(shlex.quote, sys.argv[1:])])
+
+
+def _one_line(error):
+    """An error's message on one line (absl's flag errors may span several)."""
+    return " ".join(line.strip() for line in str(error).strip().splitlines() if line.strip())
+
+
+class _HelpFlag(flags.BooleanFlag):
+    """absl's --help (-?, --helpshort) and --helpfull, exiting 0: help asked for is no error."""
+
+    def __init__(self, name, short_name=None, full=False):
+        super().__init__(name, False, "show full help" if full else "show this help",
+                         short_name=short_name, allow_hide_cpp=True)
+        self.full = full
+
+    def parse(self, argument):
+        if self._parse(argument):
+            app.usage(shorthelp=not self.full, writeto_stdout=True)
+            if not self.full:
+                print("\nTry --helpfull to get a list of all flags.")
+            sys.exit(0)
+
+
+def _define_help_flags():
+    app.define_help_flags()  # idempotent: app.run keeps the ones defined here
+    if isinstance(FLAGS["help"], _HelpFlag):
+        return
+    for name in ("help", "?", "helpshort", "helpfull"):
+        if name in FLAGS:
+            delattr(FLAGS, name)
+    for flag in (_HelpFlag("help", "?"), _HelpFlag("helpshort"), _HelpFlag("helpfull", full=True)):
+        flags.DEFINE_flag(flag, module_name="absl.app")
+
+
+def _parse_flags(argv):
+    """absl's flag parsing, with an error (an unknown flag, a value of the wrong type, a missing
+    required flag) shown as one line, exit 2, like every other usage error."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        print(f"{_program()}: error: {_one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+
+
+class _NoTpuNotice(std_logging.Filter):
+    """Drops JAX's INFO notice that it found no TPU, printed on every run of a machine without
+    one; the devices a sweep runs on are logged by the sweep itself."""
+
+    def filter(self, record):
+        return record.levelno >= std_logging.WARNING or not record.getMessage().startswith(
+            "Unable to initialize backend 'tpu'")
+
+
+_claimed = []  # the output directory this process claimed, once it has
+
+
 def run_main(main):
-    """absl's app.run, with a usage error shown as one line (no help text, no traceback), exit 2."""
+    """absl's app.run, with the kit's command-line conventions.
+
+    --help lists the experiment's flags (its own and the shared ones) and exits 0; a usage
+    error, from absl's flag parsing or from the checks of ``main``, is one line
+    (``experiments.NAME: error: ...``, no help text, no traceback) and exit status 2; Ctrl-C
+    is one line saying how to resume, and exit status 130.
+    """
+    std_logging.getLogger("jax._src.xla_bridge").addFilter(_NoTpuNotice())
+    _define_help_flags()
 
     def checked(argv):
         try:
@@ -111,10 +189,18 @@ def run_main(main):
             start_processes()
             return main(argv)
         except (app.UsageError, flags.ValidationError) as e:
-            print(f"{_program()}: error: {e}", file=sys.stderr)
+            print(f"{_program()}: error: {_one_line(e)}", file=sys.stderr)
             sys.exit(2)
+        except KeyboardInterrupt:
+            if _claimed:
+                print(f"{_program()}: interrupted; the checkpoints in "
+                      f"{os.path.join(_claimed[0], 'checkpoints')} are kept: run the same "
+                      f"command to resume: {_command()}", file=sys.stderr)
+            else:
+                print(f"{_program()}: interrupted", file=sys.stderr)
+            sys.exit(130)
 
-    app.run(checked)
+    app.run(checked, flags_parser=_parse_flags)
 
 
 def _floats(name, text, sep=":"):
@@ -174,6 +260,58 @@ def per_layer_values(name):
     return [v[0] for v in values]
 
 
+def fit_per_layer_flags(sizes):
+    """Give every per-layer flag one value, or one per layer of ``sizes``.
+
+    An experiment's default of several values is written for its default depth; left at that
+    default, it is spread to another depth: its last value to the top layer of conditionals
+    (the one next to the prior), its first to every layer below. A value the user gave of
+    another length is refused, naming --layer_sizes.
+    """
+    num_layers = len(sizes) - 1
+    for name in PER_LAYER_FLAGS:
+        values = list(FLAGS[name].value)
+        if len(values) in (1, num_layers):
+            continue
+        if FLAGS[name].using_default_value:
+            setattr(FLAGS, name, values[:1] * (num_layers - 1) + values[-1:])
+        else:
+            raise flags.ValidationError(
+                f"--{name} has {len(values)} values ({','.join(values)}), but --layer_sizes="
+                f"{','.join(map(str, sizes))} has {num_layers} layer(s) of conditionals: give "
+                f"one value, or one per layer")
+
+
+def check_optimizer_keywords(names):
+    """Refuse a grid axis ``optimizer.KEY`` that --optimizer does not take as a keyword."""
+    fn = OPTIMIZERS[FLAGS.optimizer]
+    takes = [k for k, p in inspect.signature(fn).parameters.items()
+             if k != "learning_rate" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for name in names:
+        head, _, key = name.partition(".")
+        if head == "optimizer" and key not in takes:
+            raise flags.ValidationError(
+                f"--grid={name}: --optimizer={FLAGS.optimizer} (optax.{fn.__name__}) takes no "
+                f"keyword {key!r}; its keywords: {', '.join(takes)}")
+
+
+def trace_first_chunk(task, trainer, points):
+    """Trace, without compiling, what the sweep will run for the grid's first point: the
+    initialisation and one chunk (the steps, then the evaluation). An error that tracing
+    raises (a per-layer value of the wrong length, an optimizer keyword of the wrong kind,
+    a machine too large for the task's evaluation) is then a usage error, found before the
+    output directory is claimed. Every point of a grid has the same shapes."""
+    first = jax.tree.map(lambda a: a[0], points)  # points: wsjax.grid's
+    key = jax.random.key(0)
+    try:
+        state = jax.eval_shape(trainer.init, key, first)
+        jax.eval_shape(trainer.run, key, state, task.data)
+    except (ValueError, TypeError, IndexError) as e:
+        first_line = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise flags.ValidationError(
+            f"{task.name} cannot be run with these flags: {first_line.strip()}") from None
+
+
 def check_positive(**named):
     """Raise a ValidationError naming the first flag that is not > 0."""
     for name, value in named.items():
@@ -209,6 +347,10 @@ def algorithm_settings():
 def build(task, num_steps=None, eval_every=None):
     """Check every flag and build (trainer, hyperparams, axes); nothing is compiled.
 
+    Everything that can refuse the flags runs here, before :func:`run` claims the output
+    directory: the program of the grid's first point is traced (not compiled), so that an
+    error found only when tracing it is refused here too.
+
     Raises:
       absl.app.UsageError: naming the first impossible flag.
     """
@@ -228,6 +370,7 @@ def build(task, num_steps=None, eval_every=None):
             raise flags.ValidationError(
                 f"{task.name} has {task.layer_sizes[0]} visible units, but --layer_sizes starts "
                 f"with {sizes[0]}")
+        fit_per_layer_flags(sizes)
         config = wsjax.TrainConfig(layer_sizes=sizes, num_steps=num_steps,
                                    batch_size=FLAGS.batch_size, sampler=task.sampler,
                                    eval_every=eval_every, eval_fn=task.eval_fn)
@@ -250,7 +393,9 @@ def build(task, num_steps=None, eval_every=None):
         hyperparams = trainer.default_hyperparams(**overrides)
         jax.eval_shape(trainer.init, jax.random.key(0), hyperparams)  # every shape checked
         axes = {"learning_rate": rates, **parse_grid(FLAGS.grid)}
-        wsjax.grid(hyperparams, axes)  # every axis name and value checked
+        check_optimizer_keywords(axes)
+        points = wsjax.grid(hyperparams, axes)  # every axis name and value checked
+        trace_first_chunk(task, trainer, points)
     except (ValueError, TypeError, flags.ValidationError) as e:
         raise app.UsageError(str(e)) from None
     return trainer, hyperparams, axes
@@ -337,9 +482,10 @@ def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):
     if lead:
         ident = identity(task, trainer, hyperparams, axes, **(extra_identity or {}))
         try:
-            resumed = runner.prepare_output_dir(out, ident, FLAGS.overwrite)
+            resumed = outputs.prepare_output_dir(out, ident, FLAGS.overwrite)
         except (FileExistsError, NotADirectoryError, OSError) as e:
             raise app.UsageError(str(e)) from None
+        _claimed.append(out)
         FLAGS.append_flags_into_file(os.path.join(out, "flags.txt"))
         logging.info("output %s (%s)", out, "resuming" if resumed else "new run")
     if jax.process_count() > 1:
@@ -352,10 +498,9 @@ def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):
                               checkpoint_every=FLAGS.checkpoint_every, on_eval=on_eval)
     if not lead:
         return result, None
-    command = " ".join(["python -m " + _program(), *map(shlex.quote, sys.argv[1:])])
     summary = runner.write_results(out, result, task.metric, extra=dict(
         dataset=task.name, algorithm=algorithm_settings(),
-        layer_sizes=list(trainer.config.layer_sizes), command=command))
+        layer_sizes=list(trainer.config.layer_sizes), command=_command()))
     # The first axis with more than one value, unless --plot_axis names one.
     default = next((n for n, v in result.axes.items() if len(v) > 1), next(iter(result.axes)))
     axis = FLAGS.plot_axis or default
@@ -367,11 +512,10 @@ def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):
     plotting.plot_curves(result, task.metric, os.path.join(out, "curves.png"), logy=logy)
     plotting.plot_final_vs_axis(result, task.metric, axis, os.path.join(out, "final_vs_axis.png"))
     print(runner.summary_markdown(summary), end="")
-    logging.info("%d runs in %s (resumed from eval %d)",
-                 int(np.prod(result.grid_shape)) * len(result.seeds),
+    logging.info("%d runs in %s%s", int(np.prod(result.grid_shape)) * len(result.seeds),
                  f"{result.seconds:.1f} s" if result.seconds is not None else
                  f"{result.session_seconds:.1f} s this session (earlier sessions' not recorded)",
-                 result.resumed_from)
+                 f" (resumed from eval {result.resumed_from})" if result.resumed_from else "")
     return result, summary
 
 

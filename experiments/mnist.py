@@ -36,6 +36,7 @@ flags.DEFINE_integer("test_examples", None, "Evaluate a fixed random subset of N
 common.define_flags(skip=("num_steps", "num_evals"), algorithm="rws", optimizer="adam",
                     learning_rates=None, num_seeds=1, batch_size=50, insomnia=0.5, lr_decay=0.1,
                     init_scale=["0.01"], output_dir="runs/mnist")
+flags.adopt_module_key_flags(common)  # --help lists the shared flags beside its own
 FLAGS = flags.FLAGS
 
 

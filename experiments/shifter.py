@@ -38,6 +38,7 @@ common.define_flags(algorithm="rws", num_samples=5, insomnia=0.0, sleep_batch_si
                     vectorize="runs", cpu_devices=0, output_dir="runs/shifter")
 flags.DEFINE_integer("num_direction_samples", 200, "Recognition samples per image for the "
                      "direction test.")
+flags.adopt_module_key_flags(common)  # --help lists the shared flags beside its own
 FLAGS = flags.FLAGS
 
 

@@ -27,6 +27,7 @@ flags.DEFINE_string("data_path", None, "MNIST file or directory (--dataset=mnist
 common.define_flags(learning_rates=["0.5", "1", "2", "4"], num_seeds=16, num_steps=20_000,
                     lr_decay=0.1)
 flags.mark_flag_as_required("output_dir")
+flags.adopt_module_key_flags(common)  # --help lists the shared flags beside its own
 FLAGS = flags.FLAGS
 
 

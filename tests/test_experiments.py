@@ -2,10 +2,14 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +39,9 @@ def test_bars_writes_every_result_and_figure(bars_run):
         results = json.load(f)
     assert results["final"][1]["labels"] == {"learning_rate": "2:4"}
     assert results["final"][1]["values"] == npz["kl_bits"][1, :, -1].tolist()
+    # This session's training time is part of the whole, and a fresh run resumed nothing.
+    assert 0 < results["session_seconds"] <= results["seconds"]
+    assert results["resumed_from"] == 0 and "resumed from" not in proc.stderr
 
 
 def test_report_prints_the_table_from_the_run_files(bars_run, run_module, tmp_path):
@@ -61,10 +68,34 @@ def test_report_prints_the_table_from_the_run_files(bars_run, run_module, tmp_pa
     assert empty.returncode == 2 and "no results.json" in empty.stderr.splitlines()[-1]
 
 
-def test_bars_flagfile_reproduces_the_run(bars_run, run_module, tmp_path):
+def test_bars_flagfile_reproduces_the_run_through_ctrl_c_and_resume(bars_run, run_module,
+                                                                   tmp_path):
     out, _ = bars_run
-    run_module("experiments.bars", f"--flagfile={os.path.join(out, 'flags.txt')}",
-               f"--output_dir={tmp_path}", devices=None)
+    args = [f"--flagfile={os.path.join(out, 'flags.txt')}", f"--output_dir={tmp_path}"]
+    # Ctrl-C after the first checkpoint (its step's line is logged after it is saved): one
+    # line saying how to resume, status 130, the checkpoints kept.
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.bars", *args], cwd=ROOT,
+                            env=run_module.env(devices=None), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "step 100/400" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    stderr = "".join(seen) + rest
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    command = "python -m experiments.bars " + " ".join(args)
+    assert stderr.strip().splitlines()[-1] == (
+        f"experiments.bars: interrupted; the checkpoints in {tmp_path / 'checkpoints'} are kept: "
+        f"run the same command to resume: {command}")
+    kept = max(int(n) for n in os.listdir(tmp_path / "checkpoints") if n.isdigit())
+    # The same command resumes there, and ends with the numbers of the uninterrupted run.
+    again = run_module("experiments.bars", *args, devices=None)
+    assert f"at eval {kept}/4" in again.stderr and f"(resumed from eval {kept})" in again.stderr
+    with open(tmp_path / "results.json") as f:
+        assert json.load(f)["resumed_from"] == kept >= 1
     np.testing.assert_array_equal(np.load(os.path.join(out, "metrics.npz"))["kl_bits"],
                                   np.load(os.path.join(tmp_path, "metrics.npz"))["kl_bits"])
 
@@ -84,15 +115,43 @@ def test_bars_flagfile_reproduces_the_run(bars_run, run_module, tmp_path):
     ("--grid=lr_decay", "--grid needs NAME=V1,V2"),
     ("--grid=learning_rate=1,2", "--learning_rates, not --grid"),
     ("--activity_weight=10:0", "one number per layer, separated by commas"),
+    # Once found only after the directory was claimed (sweep.json written, a traceback): now in
+    # build, by the optimizer's signature or by tracing (not compiling) the sweep's program.
+    ("--optimizer=sgd --grid=optimizer.b1=0.8,0.9",
+     "--grid=optimizer.b1: --optimizer=sgd (optax.sgd) takes no keyword 'b1'"),
+    ("--grid=activity_weight=1:2:3,0", "activity_weight"),  # 3 values for 2 layers
+    # Another depth: the per-layer defaults (init_scale 0,1; layer_rate_scales 1,0.01:10) are
+    # spread to it, and what is refused is what the exact KL cannot enumerate.
+    ("--layer_sizes=16,8,8,8,8", "2**32 hidden configurations (layer_sizes (16, 8, 8, 8, 8)); "
+     "the limit is 24 hidden units"),
+    ("--init_scale=0,1,2", "--init_scale has 3 values (0,1,2), but --layer_sizes=16,8,1 has 2"),
+    # absl's own parse errors: one line and status 2 like the others.
+    ("--num_seeds=abc", "flag --num_seeds=abc: invalid literal for int()"),
+    ("--unknown_flag", "Unknown command line flag 'unknown_flag'"),
 ])
 def test_bars_rejects_impossible_flags_before_compiling(flag, message, run_module, tmp_path):
-    proc = run_module("experiments.bars", f"--output_dir={tmp_path}", *flag.split(), timeout=60,
-                      check=False)
+    # As a user runs it, JAX_PLATFORMS unset: JAX's notice that it found no TPU is not shown.
+    env = run_module.env()
+    env.pop("JAX_PLATFORMS")
+    proc = subprocess.run([sys.executable, "-m", "experiments.bars", f"--output_dir={tmp_path}",
+                           *flag.split()], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
     assert errors == [f"experiments.bars: error: {errors[0].split('error: ', 1)[1]}"], errors
     assert message in errors[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "steps/s" not in proc.stderr  # nothing was trained
+    assert "Unable to initialize backend 'tpu'" not in proc.stderr
+    assert not os.listdir(tmp_path)  # the directory is left as it was found
+
+
+def test_help_lists_every_flag_of_the_experiment_and_exits_0(run_module):
+    shared = ("--num_seeds", "--layer_sizes", "--grid", "--learning_rates", "--init_scale",
+              "--output_dir", "--[no]overwrite", "--cpu_devices", "--vectorize", "--algorithm")
+    proc = run_module("experiments.bars", "--help", timeout=60)  # exit status 0
+    listed = [line.split(":")[0].strip() for line in proc.stdout.splitlines()
+              if line.startswith("  --")]
+    assert set(shared) <= set(listed), listed
 
 
 def test_a_diverged_rate_is_reported_and_everything_else_written(run_module, tmp_path):

@@ -236,6 +236,21 @@ class TestBadFiles:
         with pytest.raises(ValueError, match="cannot tell which array"):
             loaders.load_binarized_mnist(tmp_path / "m.npz")
 
+    def test_npz_of_images_and_labels_names_its_keys(self, tmp_path):
+        # Once read as one split called "data" (the labels dropped), which the mnist task then
+        # refused as "it holds ['data']"; the keys the file holds are what the user needs.
+        np.savez(tmp_path / "mine.npz", images=_bits(4, 0), labels=np.arange(4))
+        with pytest.raises(ValueError, match=r"mine\.npz: cannot tell which array holds the "
+                           r"data.*found 'images' \(4, 784\) uint8, 'labels' \(4,\) int64"):
+            loaders.load_binarized_mnist(tmp_path / "mine.npz")
+        # A file name that names the split still decides, and a file of one array is its data.
+        np.savez(tmp_path / "mine_train.npz", images=_bits(4, 0), labels=np.arange(4))
+        np.testing.assert_array_equal(
+            loaders.load_binarized_mnist(tmp_path / "mine_train.npz")["train"], _bits(4, 0))
+        np.savez(tmp_path / "one.npz", images=_bits(4, 0))
+        np.testing.assert_array_equal(loaders.load_binary(tmp_path / "one.npz")["data"],
+                                      _bits(4, 0))
+
     @pytest.mark.parametrize("fraction", [0.5, 0.9])
     def test_truncated_npz_names_the_file(self, tmp_path, fraction):
         np.savez_compressed(tmp_path / "m.npz", train=_bits(50, 0), test=_bits(20, 1))

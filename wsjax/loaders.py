@@ -138,8 +138,13 @@ def _split_of(path: str) -> str:
     return "data"
 
 
-def _pick(variables: Mapping[str, Any], path: str, split: str) -> dict[str, np.ndarray]:
-    """Arrays of an .npz/.mat file: by split names, else the single 2-D numeric one."""
+def _pick(variables: Mapping[str, Any], path: str, split: str,
+          archive: bool = False) -> dict[str, np.ndarray]:
+    """Arrays of an .npz/.mat file: by split names, else the single 2-D numeric one.
+
+    An .npz (``archive``) of several arrays, none named by split, whose file name names no
+    split either, is refused, naming what it holds: which split each array would be is a guess.
+    """
     found: dict[str, str] = {}
     for name in variables:
         s = _ALIASES.get(name.lower())
@@ -150,12 +155,16 @@ def _pick(variables: Mapping[str, Any], path: str, split: str) -> dict[str, np.n
     if found:
         return {s: np.asarray(variables[found[s]]) for s in SPLITS if s in found}
     arrays = {n: np.asarray(variables[n]) for n in variables if not n.startswith("__")}
+    seen = ", ".join(f"{n!r} {a.shape} {a.dtype}" for n, a in arrays.items()) or "none"
+    if archive and split == "data" and len(arrays) > 1:
+        raise ValueError(f"{path}: cannot tell which array holds the data; expected keys "
+                         f"train/valid/test (or x_train/x_valid/x_test), or a file name that "
+                         f"names the split, found {seen}")
     cands = [n for n, a in arrays.items() if a.ndim == 2 and a.dtype.kind in "biuf"]
     if len(cands) > 1:  # a variable named like the split decides, e.g. "binarized_mnist_train"
         cands = [n for n in cands if split in n.lower()] or cands
     if len(cands) == 1:
         return {split: arrays[cands[0]]}
-    seen = ", ".join(f"{n!r} {a.shape} {a.dtype}" for n, a in arrays.items()) or "none"
     raise ValueError(f"{path}: cannot tell which array holds the data; expected keys "
                      f"train/valid/test (or x_train/x_valid/x_test) or a single 2-D numeric "
                      f"array, found {seen}")
@@ -240,7 +249,8 @@ def _load_file(path: str, n_visible: int | None, to_bits: Callable) -> dict[str,
         except broken as e:
             raise ValueError(f"{path}: cannot read numpy file, corrupt or truncated ({e})") from e
         try:
-            raw = {split: obj} if isinstance(obj, np.ndarray) else _pick(obj, path, split)
+            raw = ({split: obj} if isinstance(obj, np.ndarray)
+                   else _pick(obj, path, split, archive=True))
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             raise ValueError(f"{path}: cannot read numpy file, corrupt or truncated ({e})") from e
     elif data.startswith(b"MATLAB ") or path.lower().endswith(".mat"):

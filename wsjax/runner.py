@@ -28,7 +28,6 @@ import json
 import logging as std_logging
 import math
 import os
-import shutil
 import time
 import warnings
 from typing import Any, Callable, Mapping, NamedTuple
@@ -44,25 +43,15 @@ from wsjax.train import Trainer, axis_values, grid
 
 __all__ = [
     "SweepResult",
-    "KIT_OUTPUTS",
     "VECTORIZE",
     "parse_rates",
     "point_labels",
-    "prepare_output_dir",
     "value_label",
     "run_sweep",
     "summarize",
     "summary_markdown",
     "write_results",
 ]
-
-KIT_OUTPUTS = frozenset({
-    "sweep.json", "flags.txt", "checkpoints", "metrics.npz", "metrics.csv", "summary.md",
-    "results.json", "direction.json", "structure.json", "test.json", "curves.png",
-    "final_vs_axis.png", "weights.png", "fantasies.png", "dreams.png",
-})
-"""Every name the kit writes into an output directory: all that ``--overwrite`` may remove."""
-
 
 class SweepResult(NamedTuple):
     """What a sweep returns.
@@ -79,7 +68,8 @@ class SweepResult(NamedTuple):
         (:func:`write_results` then takes the earlier sessions' time from the directory's
         results.json, where a finished earlier session left one).
       resumed_from: number of evaluations restored from a checkpoint (0 for a fresh run).
-      session_seconds: the part of ``seconds`` spent in this process.
+      session_seconds: the part of ``seconds`` spent in this process (read at the same moment
+        as ``seconds``, so never more than it).
     """
 
     state: Any
@@ -129,80 +119,6 @@ def value_label(value) -> str:
     if np.all(v == v[0]):
         return f"{v[0]:g}"
     return ":".join(f"{x:g}" for x in v)
-
-
-def prepare_output_dir(output_dir: str, identity: dict, overwrite: bool = False) -> bool:
-    """Claim ``output_dir`` for the sweep described by ``identity`` (JSON-able settings).
-
-    A new or empty directory is claimed (``sweep.json`` written). A directory
-    that already holds the same sweep is kept, so the sweep resumes from its
-    checkpoints. A directory holding anything else is refused. With
-    ``overwrite``, a directory holding another *kit* sweep is cleared of the
-    kit's own outputs (:data:`KIT_OUTPUTS`) first; anything else in it makes the
-    call refuse, naming what it found, and nothing is deleted. Call it from one
-    process only.
-
-    Returns:
-      True when the directory already held this sweep (a resume).
-
-    Raises:
-      FileExistsError: naming the directory and the settings that differ, or the
-        files that are not the kit's.
-      NotADirectoryError: if ``output_dir`` names a file.
-      OSError: if the directory cannot be created or written (read-only, no permission).
-    """
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise NotADirectoryError(f"output directory {output_dir!r} is a file")
-    marker = os.path.join(output_dir, "sweep.json")
-    identity = json.loads(json.dumps(identity))  # normalise tuples, numpy scalars
-    if os.path.isdir(output_dir) and os.listdir(output_dir):
-        previous = None
-        if os.path.exists(marker):
-            try:
-                with open(marker) as f:
-                    previous = json.load(f)
-            except (OSError, ValueError):
-                previous = "unreadable"
-        if previous == identity:
-            return True
-        if previous is None:
-            raise FileExistsError(
-                f"refusing to use output directory {output_dir!r}: it is not empty and holds no "
-                "sweep.json, so it was not written by wsjax; nothing was deleted. Choose another "
-                "directory.")
-        if not overwrite:
-            if isinstance(previous, dict):
-                diff = sorted(k for k in set(previous) | set(identity)
-                              if previous.get(k) != identity.get(k))
-                why = "it holds a different sweep (" + "; ".join(
-                    f"{k}: {previous.get(k)!r} there, {identity.get(k)!r} now" for k in diff) + ")"
-            else:
-                why = "its sweep.json cannot be read"
-            raise FileExistsError(
-                f"refusing to use output directory {output_dir!r}: {why}. Pass --overwrite to "
-                "replace the kit's outputs there, or choose another directory.")
-        foreign = sorted(set(os.listdir(output_dir)) - KIT_OUTPUTS)
-        if foreign:
-            raise FileExistsError(
-                f"refusing to overwrite {output_dir!r}: it holds files the kit did not write "
-                f"({', '.join(foreign[:10])}{' ...' if len(foreign) > 10 else ''}); nothing was "
-                "deleted. Move them, or choose another directory.")
-        for name in sorted(set(os.listdir(output_dir)) & KIT_OUTPUTS):
-            path = os.path.join(output_dir, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-        tmp = marker + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(identity, f, indent=1, sort_keys=True)
-        os.replace(tmp, marker)
-    except OSError as e:
-        raise OSError(f"cannot write to output directory {output_dir!r}: "
-                      f"{e.strerror or e}") from None
-    return False
 
 
 class _QuietOrbax:
@@ -378,14 +294,16 @@ def run_sweep(
     resumed_from = len(history)
     earlier = float(history[-1][_WALL][0]) if history and _WALL in history[-1] else 0.0
     start = time.time()
+    session = 0.0  # this session's training time, read where each chunk's total is recorded
     first_chunk_seconds = None
     try:
         for e in range(resumed_from, num_evals):
             chunk_start = time.time()
             state, metrics = chunk_program(keys_global, state, data)
             metrics = _from_blocks(_to_host(metrics), num_runs)
+            session = time.time() - start
             if not history or _WALL in history[0]:
-                history.append({**metrics, _WALL: np.full(num_runs, earlier + time.time() - start)})
+                history.append({**metrics, _WALL: np.full(num_runs, earlier + session)})
             else:
                 history.append(metrics)
             if manager is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == num_evals):
@@ -422,7 +340,6 @@ def run_sweep(
         if manager is not None:
             manager.close()
         handler.removeFilter(quiet)
-    session = time.time() - start
     stacked = {k: np.stack([h[k] for h in history], axis=-1) for k in history[0]}
     steps = stacked.pop("step")[0]
     wall = stacked.pop(_WALL, None)
