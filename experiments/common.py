@@ -5,7 +5,6 @@ An experiment calls :func:`define_flags` with its own defaults at import, then i
 the output directory, sweep, write results and figures), and whatever it adds.
 """
 
-import inspect
 import json
 import logging as std_logging
 import os
@@ -20,13 +19,18 @@ import optax
 
 import wsjax
 from experiments import outputs
-from wsjax import evaluation, plotting, runner
+from wsjax import evaluation, hyperparams, plotting, runner
 
 FLAGS = flags.FLAGS
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
 # Flags that do not change the numbers a run produces.
 NOT_IDENTITY = ("output_dir", "overwrite", "coordinator_address", "num_processes", "process_id",
                 "join_timeout", "checkpoint_every", "plot_axis", "cpu_devices")
+TABLE_FLAGS = ("insomnia", "lr_decay", "activity_weight", "activity_floor", "activity_ceiling",
+               "init_scale")
+"""Hyperparameters that are flags of their own, named, described and defaulted by their row of
+wsjax.hyperparams.TABLE (the rest enter as --learning_rates, --layer_rate_scales, --init_biases
+and --num_steps, or through --grid)."""
 PER_LAYER_FLAGS = ("init_scale", "layer_rate_scales", "activity_weight", "activity_floor",
                    "activity_ceiling")
 """The flags with one value per layer of conditionals (or one for all)."""
@@ -61,25 +65,21 @@ def define_flags(skip=(), **defaults):
     flags.DEFINE_list("layer_sizes", d("layer_sizes", None),
                       "Widths, visible first (default: the data set's).")
     flags.DEFINE_integer("num_samples", d("num_samples", 5), "rws: importance samples per example.")
-    flags.DEFINE_float("insomnia", d("insomnia", 1.0),
-                       "rws: weight of the wake-phase recognition update (0: sleep phase only).")
-    flags.DEFINE_float("lr_decay", d("lr_decay", 1.0), "Final rate / initial rate (geometric).")
+    for row in hyperparams.TABLE:
+        if row.name not in TABLE_FLAGS:
+            continue
+        if row.shape == "per_layer":
+            flags.DEFINE_list(row.name, d(row.name, [f"{row.default:g}"]),
+                              f"{row.help} One value, or one per layer of conditionals."
+                              + PER_LAYER_DEFAULTS)
+        else:
+            readers = "" if set(row.readers) == {"wake_sleep", "rws"} else (
+                ", ".join(row.readers) + ": ")
+            flags.DEFINE_float(row.name, d(row.name, row.default), readers + row.help)
     flags.DEFINE_list("layer_rate_scales", d("layer_rate_scales", ["1"]),
                       "Rate multiplier per layer of conditionals (the prior takes the top one): "
-                      "'m', or 'start:end' moving geometrically over the run; one entry for all."
-                      + PER_LAYER_DEFAULTS)
-    flags.DEFINE_list("activity_weight", d("activity_weight", ["0"]),
-                      "Weight of the recognition units' activity term (wsjax.phases."
-                      "activity_grads): one value, or one per layer of conditionals (0: none)."
-                      + PER_LAYER_DEFAULTS)
-    flags.DEFINE_list("activity_floor", d("activity_floor", ["0.02"]),
-                      "Mean recognition probability below which a unit is turned up; one per "
-                      "layer or one for all." + PER_LAYER_DEFAULTS)
-    flags.DEFINE_list("activity_ceiling", d("activity_ceiling", ["1"]),
-                      "Mean recognition probability above which a unit is turned down; one per "
-                      "layer or one for all." + PER_LAYER_DEFAULTS)
-    flags.DEFINE_list("init_scale", d("init_scale", ["0"]),
-                      "Standard deviation of the initial weights: one value, or one per layer."
+                      "'m', or 'start:end' moving geometrically over the run; one entry for all "
+                      "(the hyperparameters layer_rate_start and layer_rate_end)."
                       + PER_LAYER_DEFAULTS)
     flags.DEFINE_string("init_biases", d("init_biases", "0:0:0"),
                         "Initial biases 'prior:generative:recognition'.")
@@ -282,19 +282,6 @@ def fit_per_layer_flags(sizes):
                 f"one value, or one per layer")
 
 
-def check_optimizer_keywords(names):
-    """Refuse a grid axis ``optimizer.KEY`` that --optimizer does not take as a keyword."""
-    fn = OPTIMIZERS[FLAGS.optimizer]
-    takes = [k for k, p in inspect.signature(fn).parameters.items()
-             if k != "learning_rate" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    for name in names:
-        head, _, key = name.partition(".")
-        if head == "optimizer" and key not in takes:
-            raise flags.ValidationError(
-                f"--grid={name}: --optimizer={FLAGS.optimizer} (optax.{fn.__name__}) takes no "
-                f"keyword {key!r}; its keywords: {', '.join(takes)}")
-
-
 def trace_first_chunk(task, trainer, points):
     """Trace, without compiling, what the sweep will run for the grid's first point: the
     initialisation and one chunk (the steps, then the evaluation). An error that tracing
@@ -393,7 +380,6 @@ def build(task, num_steps=None, eval_every=None):
         hyperparams = trainer.default_hyperparams(**overrides)
         jax.eval_shape(trainer.init, jax.random.key(0), hyperparams)  # every shape checked
         axes = {"learning_rate": rates, **parse_grid(FLAGS.grid)}
-        check_optimizer_keywords(axes)
         points = wsjax.grid(hyperparams, axes)  # every axis name and value checked
         trace_first_chunk(task, trainer, points)
     except (ValueError, TypeError, flags.ValidationError) as e:
