@@ -19,9 +19,9 @@ summary.md, results.json, curves.png, final_vs_axis.png) and
 
 import os
 
-from absl import app, flags
 import jax
 import numpy as np
+from absl import app, flags
 
 import wsjax
 from experiments import common
@@ -66,7 +66,8 @@ def main(argv):
     plotting.plot_image_grid(fields, (4, 4), os.path.join(out, "weights.png"), signed=True,
                              num_cols=fields.shape[0], labels=labels,
                              title=f"generative weights of the best run (KL "
-                                   f"{summary['best']['value']:.3f} bits); label: weight from the top unit")
+                                   f"{summary['best']['value']:.3f} bits); label: weight from the "
+                                   f"top unit")
     keys = jax.random.split(jax.random.key(FLAGS.seed + 1), 40)
     dreams, _ = jax.vmap(wsjax.sample_generative, in_axes=(0, None))(keys, best)
     plotting.plot_image_grid(dreams, (4, 4), os.path.join(out, "fantasies.png"), num_cols=10,

@@ -1,4 +1,5 @@
-r"""Benchmarks that print figures (never asserted in tests): what the kit costs, measured in one run.
+r"""Benchmarks that print figures (never asserted in tests): what the kit costs, measured in one
+run.
 
 --suite=steps (the default): the machine's ceilings, then wake-sleep and RWS steps at each
   --sizes, batch --batch_size, against a minimal hand-written JAX implementation of the same
@@ -17,7 +18,8 @@ r"""Benchmarks that print figures (never asserted in tests): what the kit costs,
     at the step's shapes, against the minimal step (``step_floors``): how close to the matmul
     ceiling any implementation of that step can come on the machine (its products alone).
   Implementations: "minimal" (this file: batch-major, one key split per step, the delta rules
-  written out; its RWS evaluates every conditional on all B*K rows), "contract" (``wsjax.wake_step`` + ``wsjax.sleep_step``, ``wsjax.rws_step``) and
+  written out; its RWS evaluates every conditional on all B*K rows), "contract"
+  (``wsjax.wake_step`` + ``wsjax.sleep_step``, ``wsjax.rws_step``) and
   "bundle" (``wsjax.wake_sleep(optax.sgd)`` / ``wsjax.rws(optax.sgd, 5)``: ``algo.step`` on a
   ``State``). RWS runs at insomnia 1 (the contract step's default: the recognition half learns
   from the weighted wake samples); the minimal RWS therefore draws no dreams.
@@ -137,7 +139,8 @@ def minimal_rws(key, params, u, rate, num_samples):
         log_q = log_q + _log_bern(logits, h)
         hs.append(h)
     gen_logits = [_affine(gen[l], hs[l + 1]) for l in range(num_layers)]
-    log_p = _log_bern(prior, hs[-1]) + sum(_log_bern(gen_logits[l], hs[l]) for l in range(num_layers))
+    log_p = _log_bern(prior, hs[-1]) + sum(_log_bern(gen_logits[l], hs[l])
+                                           for l in range(num_layers))
     log_w = (log_p - log_q).reshape(batch, num_samples)
     w = jax.nn.softmax(log_w, axis=1).reshape(-1, 1)  # normalized weights, one per row
     scale = rate / batch
@@ -182,13 +185,15 @@ def implementations(algorithm, num_samples):
 def matmul_flops(sizes, batch, algorithm, num_samples):
     """FLOPs of the matrix products one step needs (2 m n k each), counted from the shapes."""
     pairs = sum(a * b for a, b in zip(sizes, sizes[1:]))
-    if algorithm == "wake_sleep":  # wake: Q sample, P logits, P grad; sleep: P dream, Q logits, Q grad
+    # wake: Q sample, P logits, P grad; sleep: P dream, Q logits, Q grad
+    if algorithm == "wake_sleep":
         return 6 * 2 * batch * pairs
     return 4 * 2 * batch * num_samples * pairs  # Q sample, P logits, P grad, Q grad on B*K rows
 
 
 def ceilings(size, shapes, rounds):
-    """Measured fp32 matmul GFLOP/s (square and step shapes), jit dispatch (us), uniform draw (ns)."""
+    """Measured fp32 matmul GFLOP/s (square and step shapes), jit dispatch (us), uniform draw
+    (ns)."""
     out = {}
     a = jax.random.normal(jax.random.key(0), (size, size))
     mm = jax.jit(lambda x, y: x @ y)
@@ -199,7 +204,7 @@ def ceilings(size, shapes, rounds):
         y = jax.random.normal(jax.random.key(2), (k, n))
         calls = 50  # back-to-back dispatches: XLA cannot hoist a product out of a loop here
 
-        def many(x=x, y=y):
+        def many(x=x, y=y, calls=calls):
             for _ in range(calls):
                 z = mm(x, y)
             return z
@@ -471,7 +476,7 @@ def steps_suite():
           "of ceiling | compile s | sweep memory MB |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        algo = "RWS K=%d" % r["num_samples"] if r["algorithm"] == "rws" else "wake-sleep"
+        algo = f"RWS K={r['num_samples']:d}" if r["algorithm"] == "rws" else "wake-sleep"
         mem = "" if r["sweep_memory_bytes"] is None else f"{r['sweep_memory_bytes'] / 2**20:.1f}"
         print(f"| {r['size']} | {algo} | {r['implementation']} | {r['scan_steps_per_s']:.0f} | "
               f"{r['scan_steps_per_s_vs_minimal']:.2f} | {r['per_step_jit_steps_per_s']:.0f} | "

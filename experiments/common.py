@@ -12,10 +12,10 @@ import shlex
 import sys
 import threading
 
-from absl import app, flags, logging
 import jax
 import numpy as np
 import optax
+from absl import app, flags, logging
 
 import wsjax
 from experiments import outputs
@@ -54,8 +54,9 @@ def define_flags(skip=(), **defaults):
     flags.DEFINE_list("learning_rates", d("learning_rates", ["1"]),
                       "The learning-rate axis: 'e' for both halves or 'generative:recognition'.")
     flags.DEFINE_multi_string("grid", d("grid", []),
-                              "NAME=V1,V2,...: one more grid axis over a hyperparameter (repeatable, "
-                              "in order); a vector value is written 'a:b' (one entry per layer).")
+                              "NAME=V1,V2,...: one more grid axis over a hyperparameter "
+                              "(repeatable, in order); a vector value is written 'a:b' (one entry "
+                              "per layer).")
     flags.DEFINE_integer("num_seeds", d("num_seeds", 4), "Seeds per grid point.")
     if "num_steps" not in skip:
         flags.DEFINE_integer("num_steps", d("num_steps", 10_000), "Training steps per run.")
@@ -86,8 +87,9 @@ def define_flags(skip=(), **defaults):
     if "num_evals" not in skip:
         flags.DEFINE_integer("num_evals", d("num_evals", 10), "Evaluations (and chunks) per run.")
     flags.DEFINE_enum("vectorize", d("vectorize", "seeds"), list(runner.VECTORIZE),
-                      "seeds: each grid point's seeds vmapped together, the points in turn (a run's "
-                      "numbers are bitwise those of the run swept alone, on any device count); "
+                      "seeds: each grid point's seeds vmapped together, the points in turn "
+                      "(a run's numbers are bitwise those of the run swept alone, on any device "
+                      "count); "
                       "runs: every run a device holds vmapped together (faster for small models).")
     flags.DEFINE_integer("checkpoint_every", 1, "Checkpoint every this many evaluations.")
     flags.DEFINE_string("plot_axis", None, "Grid axis of final_vs_axis.png (default: the first "
@@ -101,7 +103,8 @@ def define_flags(skip=(), **defaults):
     flags.DEFINE_integer("join_timeout", 120, "Seconds to wait for every process to join "
                          "before giving up (several processes).")
     flags.DEFINE_integer("cpu_devices", d("cpu_devices", 1),
-                         "Split the host CPU into this many XLA devices, the runs sharded over them "
+                         "Split the host CPU into this many XLA devices, the runs sharded over "
+                         "them "
                          "(0: one per core; small models run faster that way than as one device "
                          "spread over every core). Left alone when XLA_FLAGS already sets "
                          "--xla_force_host_platform_device_count.")
@@ -310,7 +313,8 @@ def algorithm():
     """The Algorithm the flags ask for."""
     check_positive(num_samples=FLAGS.num_samples)
     if FLAGS.sleep_batch_size < 0:
-        raise flags.ValidationError(f"--sleep_batch_size must be >= 0, got {FLAGS.sleep_batch_size}")
+        raise flags.ValidationError(
+            f"--sleep_batch_size must be >= 0, got {FLAGS.sleep_batch_size}")
     sleep_batch = FLAGS.sleep_batch_size or None
     optimizer = OPTIMIZERS[FLAGS.optimizer]
     if FLAGS.algorithm == "rws":
@@ -349,7 +353,8 @@ def build(task, num_steps=None, eval_every=None):
             check_positive(num_evals=FLAGS.num_evals)
             if num_steps % FLAGS.num_evals:
                 raise flags.ValidationError(
-                    f"--num_steps ({num_steps}) must be a multiple of --num_evals ({FLAGS.num_evals})")
+                    f"--num_steps ({num_steps}) must be a multiple of --num_evals "
+                    f"({FLAGS.num_evals})")
             eval_every = num_steps // FLAGS.num_evals
         sizes = (parse_ints("layer_sizes", FLAGS.layer_sizes) if FLAGS.layer_sizes
                  else task.layer_sizes)
@@ -480,7 +485,8 @@ def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):
     logging.info("process %d of %d, devices: %s", jax.process_index(), jax.process_count(),
                  jax.devices())
     result = runner.run_sweep(trainer, hyperparams, axes, FLAGS.num_seeds, FLAGS.seed, task.data,
-                              vectorize=FLAGS.vectorize, checkpoint_dir=os.path.join(out, "checkpoints"),
+                              vectorize=FLAGS.vectorize,
+                              checkpoint_dir=os.path.join(out, "checkpoints"),
                               checkpoint_every=FLAGS.checkpoint_every, on_eval=on_eval)
     if not lead:
         return result, None

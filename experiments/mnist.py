@@ -17,17 +17,20 @@ the factorial-Bernoulli baseline, timing), dreams.png and weights.png.
 
 import os
 
-from absl import app, flags, logging
 import jax
 import numpy as np
+from absl import app, flags, logging
 
 import wsjax
 from experiments import common
 from wsjax import evaluation, plotting, runner, tasks
 
-flags.DEFINE_enum("dataset", "mnist", ["mnist", "digits"], "mnist: --data_path files; digits: built in.")
-flags.DEFINE_string("data_path", None, "Binarized MNIST file or directory (.npz, .amat, .mat, idx).")
-flags.DEFINE_integer("num_epochs", None, "Passes over the training set (default: 200 mnist, 300 digits).")
+flags.DEFINE_enum("dataset", "mnist", ["mnist", "digits"],
+                  "mnist: --data_path files; digits: built in.")
+flags.DEFINE_string("data_path", None,
+                    "Binarized MNIST file or directory (.npz, .amat, .mat, idx).")
+flags.DEFINE_integer("num_epochs", None,
+                     "Passes over the training set (default: 200 mnist, 300 digits).")
 flags.DEFINE_integer("num_evals", None, "Held-out evaluations (and checkpoints) over the run "
                      "(default: one per epoch for mnist, 20 for digits).")
 flags.DEFINE_integer("test_samples", 5000, "K for the final test log-likelihood estimate.")

@@ -21,10 +21,10 @@ top unit) and fantasies.png.
 
 import os
 
-from absl import app, flags
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import app, flags
 
 import wsjax
 from experiments import common

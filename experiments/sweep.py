@@ -1,4 +1,5 @@
-r"""A grid over any hyperparameters x seeds, for any data set and algorithm of the kit, on any devices.
+r"""A grid over any hyperparameters x seeds, for any data set and algorithm of the kit, on any
+devices.
 
 Every run of the grid is one slice of one compiled program, sharded over all
 devices of all processes; results are checkpointed (orbax) so a killed sweep

@@ -1,4 +1,5 @@
-"""The algorithm bundles (wsjax.algorithms): delta rules under optax.sgd, optax semantics, purity."""
+"""The algorithm bundles (wsjax.algorithms): delta rules under optax.sgd, optax semantics,
+purity."""
 
 from functools import partial
 
@@ -38,7 +39,8 @@ def _hp(algo, **kw):
 
 
 def _diff(a, b):
-    return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return max(float(jnp.max(jnp.abs(x - y)))
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 @partial(jax.jit, static_argnames=("sequential",))
@@ -159,7 +161,8 @@ def test_layer_multipliers_and_decay_scale_each_layer_of_the_sgd_update():
                                           layer_rate_end=[1.0, 0.25])))
     for side in ("generative", "recognition"):
         chex.assert_trees_all_close(scaled[side][0], base[side][0], rtol=1e-5, atol=1e-7)
-        chex.assert_trees_all_close(scaled[side][1], jax.tree.map(lambda x: 0.25 * x, base[side][1]),
+        chex.assert_trees_all_close(scaled[side][1],
+                                    jax.tree.map(lambda x: 0.25 * x, base[side][1]),
                                     rtol=1e-5, atol=1e-7)
     chex.assert_trees_all_close(scaled["prior"], jax.tree.map(lambda x: 0.25 * x, base["prior"]),
                                 rtol=1e-5, atol=1e-7)
@@ -225,7 +228,7 @@ def test_vmap_over_hyperparameters_equals_a_loop(name):
         states, _ = vstep(key, states, U)
     looped = []
     for i in range(jax.tree.leaves(points)[0].shape[0]):
-        state = algo.init(PARAMS, jax.tree.map(lambda x: x[i], points))
+        state = algo.init(PARAMS, jax.tree.map(lambda x, i=i: x[i], points))
         for key in keys:
             state, _ = step(key, state, U)
         looped.append(state)

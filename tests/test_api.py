@@ -91,7 +91,8 @@ def test_exact_kl_skips_images_of_probability_zero():
      "generative conditional 1 cannot take an input of width 3"),
     ({**PARAMS, "prior": {"b": jnp.zeros((1, 2))}}, r"must be a vector \[n_top\]"),
     ({**PARAMS, "generative": ()}, "must be a non-empty tuple"),
-    ({**PARAMS, "prior": {"b": jnp.zeros(2, jnp.int32)}}, r"params\['prior'\]\['b'\] has dtype int32"),
+    ({**PARAMS, "prior": {"b": jnp.zeros(2, jnp.int32)}},
+     r"params\['prior'\]\['b'\] has dtype int32"),
 ])
 def test_malformed_params_are_named(params, message):
     for call in (lambda: wsjax.exact_log_prob(params, U),

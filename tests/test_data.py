@@ -40,7 +40,8 @@ def test_shifter_distribution_matches_the_sampler_and_directions():
     x = np.asarray(x).reshape(-1, 4, 8)
     np.testing.assert_array_equal(x[:, 0], x[:, 1])
     np.testing.assert_array_equal(x[:, 2], x[:, 3])
-    shifted = np.where(np.asarray(right)[:, None] == 1, np.roll(x[:, 0], 1, axis=1), np.roll(x[:, 0], -1, axis=1))
+    shifted = np.where(np.asarray(right)[:, None] == 1, np.roll(x[:, 0], 1, axis=1),
+                       np.roll(x[:, 0], -1, axis=1))
     np.testing.assert_array_equal(x[:, 2], shifted)
     freq = _frequencies(x.reshape(-1, 32), images)
     big = probs > 1e-3

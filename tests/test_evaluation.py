@@ -1,4 +1,5 @@
-"""What a trained machine learned (bar and shifter parts, the orientation), on hand-built machines."""
+"""What a trained machine learned (bar and shifter parts, the orientation), on hand-built
+machines."""
 
 import jax
 import numpy as np
@@ -25,7 +26,9 @@ def _bars_machine():
 
 
 def _drawn(params, gen):
-    return int(evaluation.parts_drawn(jax.random.key(2), {**params, "generative": (gen, params["generative"][1])}, MASKS))
+    return int(evaluation.parts_drawn(jax.random.key(2),
+                                      {**params, "generative": (gen, params["generative"][1])},
+                                      MASKS))
 
 
 def test_clean_bar_detectors_draw_every_bar_and_mixed_units_do_not():
@@ -87,7 +90,8 @@ def test_shifter_pairs_drawn_counts_direction_specific_units():
     drawn = lambda fields: int(evaluation.parts_drawn(jax.random.key(3), _shifter_machine(fields),
                                                       masks))
     assert drawn(masks) == 16
-    assert float(tasks.shifter().eval_fn(jax.random.key(1), _shifter_machine(masks))["pairs_drawn"]) == 16.0
+    assert float(tasks.shifter().eval_fn(jax.random.key(1),
+                                         _shifter_machine(masks))["pairs_drawn"]) == 16.0
     dead = masks.copy()
     dead[5] = False
     assert drawn(dead) == 15

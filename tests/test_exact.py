@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import wsjax
-from wsjax import exact
 from tests.helpers import all_configs, naive_log_prob, random_machine
+from wsjax import exact
 
 
 @pytest.fixture(autouse=True, scope="module")

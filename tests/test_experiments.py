@@ -159,7 +159,7 @@ def test_a_diverged_rate_is_reported_and_everything_else_written(run_module, tmp
     # few steps (3e38 ~ its largest value) for the weights, and the KL, to become inf or NaN.
     args = [f"--output_dir={tmp_path}", "--learning_rates=1,3e38", "--num_seeds=2",
             "--num_steps=200", "--num_evals=2"]
-    for attempt in range(2):  # the rerun resumes the finished sweep and writes it all again
+    for _attempt in range(2):  # the rerun resumes the finished sweep and writes it all again
         proc = run_module("experiments.bars", *args, timeout=120)
         assert "2 run(s) diverged" in proc.stdout, proc.stdout
         # bars splits the CPU into one device per core (--cpu_devices=0), except where

@@ -256,7 +256,8 @@ class TestBadFiles:
         np.savez_compressed(tmp_path / "m.npz", train=_bits(50, 0), test=_bits(20, 1))
         data = (tmp_path / "m.npz").read_bytes()
         (tmp_path / "cut.npz").write_bytes(data[: int(len(data) * fraction)])
-        with pytest.raises(ValueError, match="cut.npz: cannot read numpy file, corrupt or truncated"):
+        with pytest.raises(ValueError,
+                           match="cut.npz: cannot read numpy file, corrupt or truncated"):
             loaders.load_binarized_mnist(tmp_path / "cut.npz")
 
     @pytest.mark.parametrize("keep", [-3, -784, 10])  # data cut short; header cut short

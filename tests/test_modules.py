@@ -37,7 +37,8 @@ def test_a_dense_module_is_the_kits_machine():
     params, fn = machine.split()
     plain = jax.tree.map(lambda x: x, params, is_leaf=lambda x: isinstance(x, nnx.Variable))
     dense = {"prior": params["prior"],
-             "generative": tuple({"w": s["w"][...], "b": s["b"][...]} for s in params["generative"]),
+             "generative": tuple({"w": s["w"][...], "b": s["b"][...]}
+                                 for s in params["generative"]),
              "recognition": tuple({"w": s["w"][...], "b": s["b"][...]}
                                   for s in params["recognition"])}
     _close(machine.log_prob(U), wsjax.exact_log_prob(dense, U), rtol=1e-6)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import wsjax
-from wsjax import objectives
 from tests.helpers import random_machine
+from wsjax import objectives
 
 
 def _setup(seed=0, sizes=(6, 3, 2), scale=1.0):
@@ -21,7 +21,7 @@ def test_estimate_is_a_lower_bound_on_average_that_tightens_with_k():
     keys = jax.random.split(jax.random.key(0), 400)
     means = []
     for k in (1, 10, 100):
-        est = jax.jit(jax.vmap(lambda key: wsjax.estimate_log_prob(key, params, u, k)))(keys)
+        est = jax.jit(jax.vmap(lambda key, k=k: wsjax.estimate_log_prob(key, params, u, k)))(keys)
         mean, sem = np.mean(est, 0), np.std(est, 0) / np.sqrt(len(keys))
         assert np.all(mean <= exact + 3 * sem + 1e-5), (k, mean, exact)
         means.append(mean)
@@ -31,7 +31,8 @@ def test_estimate_is_a_lower_bound_on_average_that_tightens_with_k():
 
 
 def _relative_weight_variance(params, u, sizes):
-    """Var_q[w] / p(u)^2 by enumeration: the delta-method variance of the log estimate is this / K."""
+    """Var_q[w] / p(u)^2 by enumeration: the delta-method variance of the log estimate is this /
+    K."""
     configs = wsjax.exact.all_binary_configs(sum(sizes[1:]))
     splits = np.cumsum(sizes[1:-1])
     hs = tuple(jnp.split(configs, splits, axis=1))

@@ -39,7 +39,8 @@ def test_overwrite_refuses_a_directory_holding_anything_else_and_deletes_nothing
     (tmp_path / "metrics.npz").write_text("old")
     (tmp_path / "my_notes.txt").write_text("mine")
     (tmp_path / ".git").mkdir()
-    with pytest.raises(FileExistsError, match=r"files the kit did not write \(\.git, my_notes\.txt\)"):
+    with pytest.raises(FileExistsError,
+                       match=r"files the kit did not write \(\.git, my_notes\.txt\)"):
         _claim(tmp_path, {"seed": 1}, overwrite=True)
     assert sorted(os.listdir(tmp_path)) == [".git", "metrics.npz", "my_notes.txt", "sweep.json"]
 

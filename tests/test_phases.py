@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import wsjax
-from wsjax import phases
 from tests.helpers import all_configs, random_machine, sigmoid
+from wsjax import phases
 
 
 def _np(tree):
@@ -59,7 +59,8 @@ def test_sleep_step_is_the_textbook_delta_rule():
     want = dict(m)
     want["w"] = m["w"] + lr * np.mean(v - qv, axis=0)
     want["W"] = m["W"] + lr * np.einsum("bi,bj->ij", v - qv, u) / batch
-    got = _np(wsjax.to_matrices(jax.jit(wsjax.sleep_step, static_argnums=3)(key, params, lr, batch)))
+    got = _np(wsjax.to_matrices(jax.jit(wsjax.sleep_step, static_argnums=3)(key, params, lr,
+                                                                             batch)))
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
     for name in ("G", "g", "h"):
@@ -83,10 +84,12 @@ def test_loss_gradients_are_the_delta_rule_in_every_layer(sizes):
     for l, (gen, rec) in enumerate(zip(params["generative"], params["recognition"])):
         below, above = L[l], L[l + 1]
         err = below - sigmoid(above @ f(gen["w"]).T + f(gen["b"]))
-        np.testing.assert_allclose(-f(g_wake["generative"][l]["w"]), err.T @ above / batch, atol=1e-6)
+        np.testing.assert_allclose(-f(g_wake["generative"][l]["w"]), err.T @ above / batch,
+                                   atol=1e-6)
         np.testing.assert_allclose(-f(g_wake["generative"][l]["b"]), err.mean(0), atol=1e-6)
         err_q = above - sigmoid(below @ f(rec["w"]).T + f(rec["b"]))
-        np.testing.assert_allclose(-f(g_sleep["recognition"][l]["w"]), err_q.T @ below / batch, atol=1e-6)
+        np.testing.assert_allclose(-f(g_sleep["recognition"][l]["w"]), err_q.T @ below / batch,
+                                   atol=1e-6)
         np.testing.assert_allclose(-f(g_sleep["recognition"][l]["b"]), err_q.mean(0), atol=1e-6)
         # Each loss leaves the other half alone.
         assert not np.any(f(g_wake["recognition"][l]["w"]))
@@ -95,8 +98,10 @@ def test_loss_gradients_are_the_delta_rule_in_every_layer(sizes):
 
 def _monte_carlo_update(step, keys, params):
     deltas = jax.jit(jax.vmap(step))(keys)
-    mean = jax.tree.map(lambda new, old: np.asarray(jnp.mean(new, 0) - old, np.float64), deltas, params)
-    sem = jax.tree.map(lambda new: np.asarray(jnp.std(new, 0), np.float64) / np.sqrt(len(keys)), deltas)
+    mean = jax.tree.map(lambda new, old: np.asarray(jnp.mean(new, 0) - old, np.float64), deltas,
+                        params)
+    sem = jax.tree.map(lambda new: np.asarray(jnp.std(new, 0), np.float64) / np.sqrt(len(keys)),
+                       deltas)
     return mean, sem
 
 
@@ -166,7 +171,8 @@ def test_steps_vmap_over_keys_and_rates_equals_loop():
     for i, lr in enumerate(rates):
         for j, k in enumerate(keys):
             loop = one(k, lr)
-            jax.tree.map(lambda x, y: np.testing.assert_allclose(x[i, j], y, rtol=1e-6, atol=1e-7),
+            jax.tree.map(lambda x, y, i=i, j=j: np.testing.assert_allclose(x[i, j], y, rtol=1e-6,
+                                                                           atol=1e-7),
                          batched, loop)
 
 
@@ -179,7 +185,8 @@ def test_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError, match=r"W has shape \(3, 4\) but G has shape \(5, 3\)"):
         wsjax.from_matrices(G=jnp.zeros((5, 3)), g=jnp.zeros(3), h=jnp.zeros(5),
                             W=jnp.zeros((3, 4)), w=jnp.zeros(3))
-    bad = dict(params, recognition=(params["recognition"][0], {"w": jnp.zeros((2, 8)), "b": jnp.zeros(2)}))
+    bad = dict(params, recognition=(params["recognition"][0],
+                                    {"w": jnp.zeros((2, 8)), "b": jnp.zeros(2)}))
     with pytest.raises(ValueError, match="recognition conditional 1 maps width 8 to 2"):
         wsjax.exact_log_prob(bad, jnp.zeros((1, 16)))
 

@@ -10,8 +10,8 @@ import pytest
 from wsjax.exact import all_binary_configs, exact_log_joint_table, exact_log_prob
 from wsjax.model import generative_params, init, log_recognition, recognition_params
 from wsjax.objectives import log_weights
-from wsjax.reweighted import normalized_weights, rws_grads, rws_losses, rws_step
 from wsjax.phases import sleep_step, wake_samples, wake_step
+from wsjax.reweighted import normalized_weights, rws_grads, rws_losses, rws_step
 
 # Compiled once per shape: eager dispatch of these small vmapped programs is slow.
 rws_step_jit = jax.jit(rws_step, static_argnames=("num_samples", "sleep_batch_size", "logits_fn"))
@@ -40,7 +40,8 @@ def assert_trees_equal(a, b):
 
 def max_abs_diff(a, b):
     assert jax.tree.structure(a) == jax.tree.structure(b)
-    return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return max(float(jnp.max(jnp.abs(x - y)))
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 # 1. K = 1 is the classic wake phase.
@@ -64,7 +65,8 @@ def test_one_sample_generative_step_is_the_wake_step():
     # wake samples, so the two steps are the same arithmetic: bitwise equal when
     # run eagerly. Compiled separately, XLA may fuse the two programs
     # differently, so allow float32 rounding.
-    for x, y in zip(jax.tree.leaves(generative_params(new)), jax.tree.leaves(generative_params(classic))):
+    for x, y in zip(jax.tree.leaves(generative_params(new)),
+                    jax.tree.leaves(generative_params(classic))):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
     # Not vacuous: the step moved the generative half.
     assert max_abs_diff(generative_params(new), generative_params(params)) > 1e-3
@@ -161,7 +163,8 @@ def test_loss_gradients_are_the_weighted_delta_rule():
 
 def exact_gradients(params, u, sizes):
     """(grad of -mean log p(u), -mean_b E_posterior[grad log Q(h | u_b)]), by enumeration."""
-    gen = jax.grad(lambda g: -jnp.mean(exact_log_prob({**params, **g}, u)))(generative_params(params))
+    gen = jax.grad(lambda g: -jnp.mean(exact_log_prob({**params, **g}, u)))(
+        generative_params(params))
     configs = all_binary_configs(sum(sizes[1:]))
     hs, start = [], 0
     for n in sizes[1:]:
@@ -200,8 +203,10 @@ def test_many_samples_approach_the_exact_gradients(sizes):
     assert max_abs_diff(grads, exact) < tol
 
     # The check can fail: a sign error would be far off in both halves ...
-    assert max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(generative_params(exact))) > 6 * tol
-    assert max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(recognition_params(exact))) > 6 * tol
+    assert max(float(jnp.max(jnp.abs(x)))
+               for x in jax.tree.leaves(generative_params(exact))) > 6 * tol
+    assert max(float(jnp.max(jnp.abs(x)))
+               for x in jax.tree.leaves(recognition_params(exact))) > 6 * tol
     # ... and so would uniform (unweighted) or unnormalised weights at the same samples.
     assert max_abs_diff(unweighted, exact) > 3 * tol
     raw_w = jnp.exp(log_w) / normalized_weights(log_w)  # the factor unnormalised weights would add
@@ -223,9 +228,10 @@ def test_vmap_over_keys_and_rates_equals_a_loop():
     batched = jax.jit(jax.vmap(step))(keys, jnp.array(rates))
     for i in range(3):
         one = rws_step_jit(keys[i], params, u, rates[i], 3, insomnia=0.5, sleep_batch_size=7)
-        assert max_abs_diff(jax.tree.map(lambda x: x[i], batched), one) < 1e-5
+        assert max_abs_diff(jax.tree.map(lambda x, i=i: x[i], batched), one) < 1e-5
     # Different keys and rates give different params.
-    assert max_abs_diff(jax.tree.map(lambda x: x[0], batched), jax.tree.map(lambda x: x[1], batched)) > 1e-3
+    assert max_abs_diff(jax.tree.map(lambda x: x[0], batched),
+                        jax.tree.map(lambda x: x[1], batched)) > 1e-3
 
 
 def test_same_key_gives_bitwise_the_same_params():

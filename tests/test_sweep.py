@@ -133,5 +133,6 @@ def test_the_same_sweep_spelled_otherwise_resumes_and_another_is_refused(referen
     proc = run_module("experiments.sweep", f"--output_dir={out}", *SMALL, "--seed=1", check=False,
                       fast_compile=False)
     assert proc.returncode != 0
-    assert "refusing to use output directory" in proc.stderr and "seed: 0 there, 1 now" in proc.stderr
+    assert ("refusing to use output directory" in proc.stderr
+            and "seed: 0 there, 1 now" in proc.stderr)
     assert "steps/s" not in proc.stderr

@@ -46,10 +46,11 @@ def test_sweep_over_a_grid_equals_a_loop_over_points_and_seeds():
     states, metrics = SWEEP(keys, points, None)
     assert metrics["wake_loss"].shape == (4, 3, 2)
     for g in range(4):
-        point = jax.tree.map(lambda x: x[g], points)
+        point = jax.tree.map(lambda x, g=g: x[g], points)
         for s in range(3):
             want = BARE_TRAIN(keys[s], point)
-            chex.assert_trees_all_close(jax.tree.map(lambda x: x[g, s], (states, metrics)), want,
+            chex.assert_trees_all_close(jax.tree.map(lambda x, g=g, s=s: x[g, s],
+                                                     (states, metrics)), want,
                                         rtol=1e-5, atol=1e-5)
 
 

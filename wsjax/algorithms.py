@@ -12,10 +12,10 @@ algorithms::
 the step reads afresh every time, so every value in it can be traced, vmapped
 and swept in one compiled program; only what fixes shapes or program structure
 (K, the sleep batch size, sequential or simultaneous phases, the optimizer
-itself, ``logits_fn``) is an argument of the factory. Every hyperparameter, its default, its range, its shape and which algorithm
-reads it is a row of :data:`wsjax.hyperparams.TABLE`; ``optimizer`` holds the
-optimizer's own keywords (``{"b1": 0.8}`` for ``optax.adam``), numeric and so
-traced too.
+itself, ``logits_fn``) is an argument of the factory. Every hyperparameter, its default,
+its range, its shape and which algorithm reads it is a row of
+:data:`wsjax.hyperparams.TABLE`; ``optimizer`` holds the optimizer's own
+keywords (``{"b1": 0.8}`` for ``optax.adam``), numeric and so traced too.
 
 **Let optax do it.** The step builds one optax transformation from the
 hyperparameters: ``optax.partition`` over one label per (half, layer), each
@@ -42,7 +42,8 @@ References:
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -147,7 +148,8 @@ def _make_defaults(name, optimizer):
     def default_hyperparams(**overrides) -> dict:
         unknown = sorted(set(overrides) - set(keys))
         if unknown:
-            raise ValueError(f"unknown hyperparameters {unknown}; this algorithm reads {list(keys)}")
+            raise ValueError(
+                f"unknown hyperparameters {unknown}; this algorithm reads {list(keys)}")
         values = {**table, **overrides}
         keywords = values.pop("optimizer", {})
         if not isinstance(keywords, Mapping):
@@ -425,7 +427,8 @@ def wake_sleep(
             slept, opt_sleep = _apply(optimizer, state, {**zeros, **rec_grads}, dreamer)
             new_params = {**dreamer, **recognition_params(slept)}
             opt_state = optax.PartitionState(inner_states={
-                label: (opt_wake if label.startswith("generative") else opt_sleep).inner_states[label]
+                label: (opt_wake if label.startswith("generative")
+                        else opt_sleep).inner_states[label]
                 for label in opt_wake.inner_states})
         info = WakeSleepInfo(wake_loss=wake_loss, sleep_loss=sleep_loss)
         return State(new_params, opt_state, state.hyperparams, state.step + 1), info

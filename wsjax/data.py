@@ -49,9 +49,11 @@ def validate_binary(x, name: str = "data", n_visible: int | None = None) -> np.n
     """
     arr = np.asarray(x)
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array [num_examples, n_visible], got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be a 2-D array [num_examples, n_visible], got shape {arr.shape}")
     if n_visible is not None and arr.shape[1] != n_visible:
-        raise ValueError(f"{name} has width {arr.shape[1]} but the machine has n_visible = {n_visible}")
+        raise ValueError(
+            f"{name} has width {arr.shape[1]} but the machine has n_visible = {n_visible}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
     if arr.dtype.kind not in "biuf":
@@ -61,7 +63,8 @@ def validate_binary(x, name: str = "data", n_visible: int | None = None) -> np.n
         rows, cols = np.nonzero(bad)
         values = np.unique(arr[bad])
         shown = ", ".join(repr(v.item()) for v in values[:5]) + (" ..." if values.size > 5 else "")
-        kind = "NaN or non-binary values" if np.isnan(values.astype(float)).any() else "non-binary values"
+        kind = ("NaN or non-binary values" if np.isnan(values.astype(float)).any()
+                else "non-binary values")
         raise ValueError(
             f"{name} must contain only 0 and 1; found {kind} {shown} in {int(bad.sum())} "
             f"entries (first at row {rows[0]}, column {cols[0]})"
@@ -82,8 +85,10 @@ def sample_batch(key: jax.Array, batch_size: int, data: jax.Array) -> jax.Array:
       TypeError: if ``batch_size`` is not an int or ``data`` has no rows to draw from.
     """
     if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool):
-        raise TypeError(f"sample_batch(key, batch_size, data): batch_size must be an int, got "
-                        f"{type(batch_size).__name__}{f' of shape {jnp.shape(batch_size)}' if hasattr(batch_size, 'shape') else ''}")
+        raise TypeError(
+            f"sample_batch(key, batch_size, data): batch_size must be an int, got "
+            f"{type(batch_size).__name__}"
+            f"{f' of shape {jnp.shape(batch_size)}' if hasattr(batch_size, 'shape') else ''}")
     if jnp.ndim(data) < 1:
         raise TypeError(f"sample_batch(key, batch_size, data): data must be an array "
                         f"[num_examples, n], got {type(data).__name__}")

@@ -7,7 +7,7 @@ of a sweep's params as they come (``params`` leaves of shape [..., *leaf]).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +31,8 @@ def heldout_log_prob(
     key: jax.Array, params, data, num_samples: int, *, batch_size: int = 100,
     on_batch: Callable[[int, int, float], None] | None = None,
 ) -> np.ndarray:
-    r"""Mean importance-sampled log p(u) over a data set, in batches, for one run or a stack of runs.
+    r"""Mean importance-sampled log p(u) over a data set, in batches, for one run or a stack of
+    runs.
 
     Batch i of ``data`` is estimated with ``fold_in(key, i)``, so no two batches
     share random numbers; the estimate of every run uses the same keys.
@@ -76,7 +77,8 @@ def factorial_baseline_nll(train, test) -> float:
 
 
 def direction_accuracy(key: jax.Array, params, images, probs, right, num_samples: int = 200):
-    r"""How well each top unit of the recognition model detects a binary label (the shift direction).
+    r"""How well each top unit of the recognition model detects a binary label (the shift
+    direction).
 
     For every image the recognition model's probability that top unit j is on,
     averaged over ``num_samples`` samples of the layers below it, predicts label

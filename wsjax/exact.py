@@ -14,7 +14,8 @@ from wsjax._api import public
 from wsjax.layers import LogitsFn, bernoulli_log_prob, conditional, dense_logits
 from wsjax.model import check_visible, layer_sizes, log_prior
 
-__all__ = ["MAX_EXACT_HIDDEN", "all_binary_configs", "exact_kl_bits", "exact_log_prob", "exact_log_joint_table"]
+__all__ = ["MAX_EXACT_HIDDEN", "all_binary_configs", "exact_kl_bits", "exact_log_prob",
+           "exact_log_joint_table"]
 
 MAX_EXACT_HIDDEN = 24
 """Most hidden units (summed over layers) that exact enumeration accepts: 2**24 configurations."""
@@ -131,7 +132,8 @@ def exact_log_joint_table(
     check_visible(params, u, logits_fn, batched=True)
     sizes, num_hidden = _num_hidden(params, logits_fn)
     u = jnp.asarray(u, params["prior"]["b"].dtype)
-    return _chunk_log_joints(params, u, jnp.arange(2**num_hidden, dtype=jnp.int32), sizes, logits_fn)
+    return _chunk_log_joints(params, u, jnp.arange(2**num_hidden, dtype=jnp.int32), sizes,
+                             logits_fn)
 
 
 @public(static_argnames=("logits_fn",), data=("images",))

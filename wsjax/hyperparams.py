@@ -17,7 +17,8 @@ whose ranges optax's aliases share are checked by :data:`OPTIMIZER_RANGES`.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -222,7 +223,8 @@ def _check_shape(row, shape, num_layers):
     if row.shape == PER_LAYER:
         allowed = ((), (1,)) + (((num_layers,),) if num_layers is not None else ())
         if len(shape) > 1 or (num_layers is not None and shape not in allowed):
-            count = f"{num_layers} (one per layer of conditionals)" if num_layers else "one per layer"
+            count = (f"{num_layers} (one per layer of conditionals)" if num_layers
+                     else "one per layer")
             raise ValueError(f"{row.name} needs one value or {count}, got shape {shape}")
 
 

@@ -26,7 +26,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -232,7 +232,8 @@ def check_structure(params) -> None:
         raise ValueError(f'params["prior"] must be {{"b": [n_top]}}, got {params["prior"]!r}')
     if np.ndim(params["prior"]["b"]) != 1:
         raise ValueError(
-            f'params["prior"]["b"] must be a vector [n_top], got shape {np.shape(params["prior"]["b"])}'
+            f'params["prior"]["b"] must be a vector [n_top], got shape '
+            f'{np.shape(params["prior"]["b"])}'
         )
     for side in ("generative", "recognition"):
         if not isinstance(params[side], (tuple, list)) or not params[side]:

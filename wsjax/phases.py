@@ -45,7 +45,8 @@ def wake_samples(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn
     return sample_up(key, params, u, logits_fn)
 
 
-def sleep_samples(key: jax.Array, params: dict, batch_size: int, logits_fn: LogitsFn = dense_logits):
+def sleep_samples(key: jax.Array, params: dict, batch_size: int,
+                  logits_fn: LogitsFn = dense_logits):
     """Dream ``batch_size`` (static) examples: (u [batch, n_0], (h_1, ..., h_L)).
 
     One key split per layer (``wsjax.model.sample_down``).
@@ -155,7 +156,8 @@ def activity_grads(params: dict, u: jax.Array, hs, floor, ceiling=1.0,
         x = jnp.reshape(inputs[l], (-1, inputs[l].shape[-1]))
         q_mean = jnp.mean(jax.nn.sigmoid(apply_rows(fn, layer, x)), axis=0)
         c = jnp.minimum(q_mean - floor[l], 0.0) + jnp.maximum(q_mean - ceiling[l], 0.0)
-        _, vjp = jax.vjp(lambda p: apply_rows(fn, p, jnp.mean(x, axis=0, keepdims=True)), layer)
+        _, vjp = jax.vjp(
+            lambda p, fn=fn, x=x: apply_rows(fn, p, jnp.mean(x, axis=0, keepdims=True)), layer)
         grads.append(vjp(jax.lax.stop_gradient(c)[None])[0])
     return {"recognition": tuple(grads)}
 

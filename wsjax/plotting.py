@@ -33,7 +33,8 @@ def _finish(plt, fig, path):
     return path
 
 
-def plot_image_grid(images, image_shape, path=None, title="", num_cols=None, signed=False, labels=None):
+def plot_image_grid(images, image_shape, path=None, title="", num_cols=None, signed=False,
+                    labels=None):
     """Show rows of ``images`` [n, prod(image_shape)] as a grid of small images, in one mosaic.
 
     Args:

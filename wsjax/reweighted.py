@@ -49,7 +49,8 @@ References:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -126,7 +127,8 @@ def _check_samples(params, u, hs, log_w, logits_fn):
     for l, h in enumerate(hs):
         want = (batch, num_samples, sizes[l + 1])
         if tuple(np.shape(h)) != want:
-            raise ValueError(f"hs[{l}] must have shape {want} (batch, K, n_{l + 1}), got {np.shape(h)}")
+            raise ValueError(
+                f"hs[{l}] must have shape {want} (batch, K, n_{l + 1}), got {np.shape(h)}")
 
 
 def rws_losses(

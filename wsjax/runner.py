@@ -1,4 +1,5 @@
-"""Sweeps over any hyperparameter grid x seeds as one compiled program: chunked, sharded, checkpointed.
+"""Sweeps over any hyperparameter grid x seeds as one compiled program: chunked, sharded,
+checkpointed.
 
 The grid (every combination of the named axes' values) x seeds is laid out as
 blocks of runs: by default one block per grid point, holding its seeds. Blocks
@@ -30,11 +31,12 @@ import math
 import os
 import time
 import warnings
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
-from absl import logging
 import jax
 import numpy as np
+from absl import logging
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -104,7 +106,8 @@ def parse_rates(specs) -> list:
         try:
             values = [float(p) for p in parts]
         except ValueError:
-            raise ValueError(f"learning rate {spec!r} is not a number or a 'gen:rec' pair") from None
+            raise ValueError(
+                f"learning rate {spec!r} is not a number or a 'gen:rec' pair") from None
         if len(values) not in (1, 2):
             raise ValueError(f"learning rate {spec!r} must be 'rate' or 'generative:recognition'")
         if not all(math.isfinite(v) and v >= 0 for v in values):
@@ -280,7 +283,8 @@ def run_sweep(
             state = blocks(restored["state"])
             saved = {k: np.asarray(v) for k, v in restored["history"].items()}
             history = [{k: v[e] for k, v in saved.items()} for e in range(latest)]
-            logging.info("resumed from checkpoint %s at eval %d/%d", checkpoint_dir, latest, num_evals)
+            logging.info("resumed from checkpoint %s at eval %d/%d", checkpoint_dir, latest,
+                         num_evals)
             if _WALL not in saved:
                 logging.warning("the checkpoint does not record the training time before it (an "
                                 "older version wrote it): the training time is taken from the "
@@ -361,7 +365,8 @@ def point_labels(result: SweepResult):
 
 
 def summarize(result: SweepResult, metric: str, lower_is_better: bool = True) -> dict:
-    """Per grid point: statistics of the final ``metric`` over seeds, the best seed, the diverged ones.
+    """Per grid point: statistics of the final ``metric`` over seeds, the best seed, the diverged
+    ones.
 
     A run whose final value is NaN or infinite counts as diverged: it is left out
     of the statistics and of "best" (a point whose every run diverged has NaN

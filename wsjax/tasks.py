@@ -9,7 +9,8 @@ all of them here), and a default machine.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -108,7 +109,8 @@ def shifter(width: int = 8, num_eval_samples: int = 100) -> Task:
 
     return Task(
         name="shifter", layer_sizes=(4 * width, 24, 1),
-        sampler=lambda key, batch_size, _=None: data_lib.sample_shifter(key, batch_size, width=width),
+        sampler=lambda key, batch_size, _=None: data_lib.sample_shifter(key, batch_size,
+                                                                        width=width),
         eval_fn=eval_fn, metric="kl_bits", image_shape=(4, width),
     )
 
@@ -151,7 +153,8 @@ def from_arrays(name: str, train, test, layer_sizes, image_shape, num_eval_sampl
 
     def eval_fn(key, params, data):
         key_test, key_train = jax.random.split(key)
-        return {"test_nll": -jnp.mean(estimate_log_prob(key_test, params, data["test"], num_eval_samples)),
+        return {"test_nll": -jnp.mean(estimate_log_prob(key_test, params, data["test"],
+                                                        num_eval_samples)),
                 "train_nll": -jnp.mean(estimate_log_prob(key_train, params, data["train_eval"],
                                                          num_eval_samples))}
 

@@ -22,7 +22,8 @@ runs share the program).
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +38,8 @@ from wsjax.model import check_layer_sizes, init
 __all__ = ["TrainConfig", "Trainer", "make_train", "grid", "axis_values", "sweep", "scan_steps"]
 
 Sampler = Callable[[jax.Array, int, Any], jax.Array]
-"""(key, batch_size, data) -> [batch_size, n_visible] 0/1 batch, e.g. ``wsjax.data.sample_batch``."""
+"""(key, batch_size, data) -> [batch_size, n_visible] 0/1 batch, e.g.
+``wsjax.data.sample_batch``."""
 
 EvalFn = Callable[[jax.Array, Any, Any], dict]
 """(key, params, data) -> dict of scalar metrics."""
@@ -106,7 +108,8 @@ def check_config(config: TrainConfig) -> None:
         check_positive_int(getattr(config, name), name)
     if config.num_steps % config.eval_every:
         raise ValueError(
-            f"num_steps ({config.num_steps}) must be a multiple of eval_every ({config.eval_every})")
+            f"num_steps ({config.num_steps}) must be a multiple of eval_every "
+            f"({config.eval_every})")
     if not callable(config.sampler):
         raise ValueError(f"sampler must be callable, got {config.sampler!r}")
 
@@ -170,7 +173,8 @@ def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
         return steps_key_step(key_steps, state, data)
 
     def run_steps(key, state, data=None):
-        """eval_every steps: (state, window metrics); the steps' key derived once, outside the loop."""
+        """eval_every steps: (state, window metrics); the steps' key derived once, outside the
+        loop."""
         _, key_steps, _ = _run_keys(key)
         return scan_steps(lambda s: steps_key_step(key_steps, s, data), state, config.eval_every)
 
