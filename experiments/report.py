@@ -22,7 +22,8 @@ with its machine, algorithm, epochs, wall time, final metric, test NLL and comma
 
 A *summary* is the few kilobytes of a run that its tables and figures need, as one JSON file:
 the command, the settings that determine the numbers (``sweep.json``), the per-seed finals
-and the median and quartile curves of the main metrics, and the machine it ran on.
+and the median and quartile curves of the main metrics, and the machine it ran on. Absolute
+paths in it (a data file's, say) are written as the file's name.
 ``--save`` writes one (run it on the machine that trained the run: it records that machine);
 a summary, or a folder of them, prints exactly as its run directory does. The benchmark's JSON
 lines (``python -m experiments.benchmark``, either suite) are kept the same way. The
@@ -35,6 +36,7 @@ import json
 import math
 import os
 import platform
+import re
 
 import numpy as np
 from absl import app, flags
@@ -88,6 +90,21 @@ def _finite_or_none(tree):
         return [_finite_or_none(v) for v in tree]
     if isinstance(tree, float) and not math.isfinite(tree):
         return None
+    return tree
+
+
+def _portable(tree):
+    """Absolute paths (a user's data file) as their file name: a summary names no machine's
+    folders. A run's numbers never depend on where its data file lies."""
+    if isinstance(tree, dict):
+        return {k: _portable(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_portable(v) for v in tree]
+    if isinstance(tree, str):
+        if os.path.isabs(tree):
+            return os.path.basename(tree)
+        return " ".join(re.sub(r"^(--\w+=)(/\S*)$", lambda m: m.group(1)
+                               + os.path.basename(m.group(2)), word) for word in tree.split(" "))
     return tree
 
 
@@ -160,7 +177,7 @@ def summarize(run_dir: str, with_machine: bool = False) -> dict:
         if found is not None:
             summary[name] = found
     summary["curves"] = _curves(run_dir, results["summary"])
-    return _finite_or_none(summary)
+    return _portable(_finite_or_none(summary))
 
 
 def summarize_benchmark(path: str, command: str | None) -> dict:
@@ -279,6 +296,35 @@ def section(summary: dict, title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _value(v):
+    if isinstance(v, (list, tuple)):
+        return ":".join(_value(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_value(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+def settings_line(summary: dict) -> str:
+    """The settings that determine a run's numbers (its sweep.json), in one paragraph."""
+    settings = summary.get("sweep")
+    if not settings:
+        return ""
+    algo = settings.get("algorithm", {})
+    parts = ["layers " + "-".join(str(n) for n in settings.get("layer_sizes", [])),
+             ", ".join(f"{k} {_value(v)}" for k, v in algo.items()),
+             f"batch {settings.get('batch_size')}", f"{settings.get('num_steps')} steps",
+             f"{settings.get('num_seeds')} seeds from root seed {settings.get('seed')}",
+             f"vectorize {settings.get('vectorize')}"]
+    grid = ", ".join(f"{k} in {{{', '.join(_value(x) for x in v)}}}"
+                     for k, v in settings.get("axes", {}).items())
+    hyper = ", ".join(f"{k} {_value(v)}" for k, v in settings.get("hyperparams", {}).items()
+                      if k not in settings.get("axes", {}))
+    return ("Settings (`sweep.json`): " + "; ".join(parts) + f"; grid: {grid}; "
+            f"hyperparameters: {hyper}.")
+
+
 def report(run_dir: str) -> str:
     """The Markdown section of one run directory (or summary file), titled by its path."""
     return section(load(run_dir), run_dir)
@@ -351,9 +397,9 @@ def headline(summary: dict) -> str:
     what = f"{sizes}, {_algorithm_name(settings, results)}, {n} seed{'s' * (n > 1)}"
     if metric == "kl_bits":
         values = _floats(finals[key])
-        text = (f"median KL(data \\|\\| model) {_fmt(row['median'])} bits, best "
-                f"{_fmt(row['min'])}; {int(np.sum(values <= 0.15))} of {n} runs <= 0.15")
+        text = f"median KL(data \\|\\| model) {_fmt(row['median'])} bits, best {_fmt(row['min'])}"
         if summary.get("structure"):
+            text += f"; {int(np.sum(values <= 0.15))} of {n} runs <= 0.15"
             drawn = _floats(_by_labels(summary["structure"]["bars_drawn"])[key])
             oriented = _floats(_by_labels(
                 summary["structure"]["best_top_unit_orientation_accuracy"])[key])
@@ -365,7 +411,7 @@ def headline(summary: dict) -> str:
     elif summary.get("test"):
         test = summary["test"]
         t = _floats(_by_labels(test["test_nll"])[key])
-        text = (f"test NLL {_fmt(float(np.nanmedian(t)), 2)} nats after {test['epochs']:g} "
+        text = (f"test NLL {_fmt(float(np.nanmedian(t)), 2)} nats after {test['epochs']:.0f} "
                 f"epochs (K = {test['test_importance_samples']}, {test['test_examples']} test "
                 f"images); factorial baseline {test['factorial_bernoulli_test_nll']:.2f}")
     else:
@@ -373,8 +419,17 @@ def headline(summary: dict) -> str:
     return f"| {summary.get('dataset')} | {what} | {text} | `{summary.get('command')}` |"
 
 
+# The order of the headline table: the toy problems, then real data; others after, by name.
+ORDER = ("bars", "shifter", "digits", "mnist")
+
+
 def headlines(summaries) -> str:
-    lines = [headline(s) for s in summaries]
+    """The headline table: a line per run summary, in ORDER."""
+    def rank(summary):
+        name = summary.get("dataset") or ""
+        return (ORDER.index(name) if name in ORDER else len(ORDER), name)
+
+    lines = [headline(s) for s in sorted(summaries, key=rank)]
     head = ["task", "layers, algorithm, seeds", "result", "command"]
     return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                       *[line for line in lines if line]]) + "\n"
@@ -387,14 +442,15 @@ def benchmark_tables(summary: dict) -> str:
     if summary.get("command"):
         lines += [f"`{summary['command']}`", ""]
     if summary.get("steps"):
-        lines += [f"Ceilings at the start of the run: fp32 matmul "
+        lines += [f"Ceilings at the start of the run (the tables' ceiling column is the square "
+                  f"product timed again in each row's own rounds): fp32 matmul "
                   f"{header['matmul_square_gflops']:.1f} GFLOP/s (square product), one jit "
                   f"dispatch {header['jit_dispatch_us']:.1f} us, one uniform draw "
                   f"{header['uniform_draw_ns']:.2f} ns.", "",
                   "| machine | algorithm | implementation | scan steps/s | x minimal | "
                   "jit/step steps/s | x minimal | sweep of seeds, steps/s | x minimal | "
-                  "GFLOP/s | of ceiling | compile s |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "GFLOP/s | ceiling GFLOP/s | of ceiling | compile s |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in summary["steps"]:
             algo = f"RWS K={r['num_samples']}" if r["algorithm"] == "rws" else "wake-sleep"
             lines.append(
@@ -402,13 +458,14 @@ def benchmark_tables(summary: dict) -> str:
                 f"{r['scan_steps_per_s_vs_minimal']:.2f} | {r['per_step_jit_steps_per_s']:.0f} | "
                 f"{r['per_step_jit_steps_per_s_vs_minimal']:.2f} | {r['sweep_steps_per_s']:.0f} | "
                 f"{r['sweep_steps_per_s_vs_minimal']:.2f} | {r['gflops']:.1f} | "
+                f"{r['matmul_ceiling_gflops']:.1f} | "
                 f"{r['fraction_of_matmul_ceiling']:.0%} | {r['compile_s']:.2f} |")
         lines.append("")
     if summary.get("floors"):
         lines += ["| machine | algorithm | minimal step, us | products alone, us | of the step | "
                   "exact draws, us | of the step | 16-bit draws, us | 8-bit draws, us | "
-                  "products alone: of ceiling |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "ceiling GFLOP/s | products alone: of ceiling |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for f in summary["floors"]:
             algo = "RWS" if f["algorithm"] == "rws" else "wake-sleep"
             lines.append(
@@ -417,7 +474,7 @@ def benchmark_tables(summary: dict) -> str:
                 f"{f['draws_exact_us_per_step']:.0f} | "
                 f"{f['draws_exact_share_of_minimal_step']:.0%} | "
                 f"{f['draws_16bit_us_per_step']:.0f} | {f['draws_8bit_us_per_step']:.0f} | "
-                f"{f['products_fraction_of_ceiling']:.0%} |")
+                f"{f['matmul_ceiling_gflops']:.1f} | {f['products_fraction_of_ceiling']:.0%} |")
         lines.append("")
     if summary.get("eager"):
         lines += ["| function | eager call, ms | under `jax.jit`, ms | eager / jit | "
