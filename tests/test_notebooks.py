@@ -73,6 +73,8 @@ def test_the_documentation_build_executes_every_notebook_and_fails_on_an_error()
         assert "notebooks/*" in f.read()  # the toctree's glob takes every notebook
     assert os.path.realpath(os.path.join(ROOT, "docs", "notebooks")) == os.path.join(
         ROOT, "notebooks")
+    with open(os.path.join(ROOT, "README.md")) as f:
+        assert re.search(r"^\.venv/bin/python -m sphinx -W .*-b html docs ", f.read(), re.M)
     with open(os.path.join(ROOT, ".ci", "run")) as f:
         ci = f.read()
-    assert re.search(r"python -m sphinx -W --keep-going -b html docs ", ci)
+    assert "grep -E '^\\.venv/bin/python -m sphinx ' README.md" in ci and 'bash -c "$docs"' in ci
