@@ -91,9 +91,15 @@ def public_modules():
 
 
 def public_names(module):
-    """The names a module exports (its ``__all__``), less the modules it re-exports."""
-    return [n for n in getattr(module, "__all__", [])
-            if not inspect.ismodule(getattr(module, n))]
+    """The names a module exports (its ``__all__``, less the modules it re-exports), then the
+    functions and classes it defines under a public name without listing them there."""
+    listed = [n for n in getattr(module, "__all__", [])
+              if not inspect.ismodule(getattr(module, n))]
+    defined = [n for n, obj in vars(module).items()
+               if not n.startswith("_") and n not in listed
+               and (inspect.isfunction(obj) or inspect.isclass(obj))
+               and getattr(obj, "__module__", None) == module.__name__]
+    return listed + defined
 
 
 def _directive(module, name):
