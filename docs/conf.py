@@ -16,6 +16,7 @@ The notebooks (``notebooks/``, stored without outputs) are executed once per bui
 quick settings (``WSJAX_QUICK=1``) by myst-nb; a cell that raises fails the build.
 """
 
+import glob
 import importlib
 import inspect
 import os
@@ -218,8 +219,7 @@ def write_results():
     paths = report._expand([os.path.join(ROOT, "results")])
     summaries = {os.path.splitext(os.path.basename(p))[0]: report.load(p) for p in paths}
     for name, summary in summaries.items():
-        text = [f"Machine: {report.machine_line(summary.get('machine'))}.", "",
-                report.section(summary)]
+        text = [report.section(summary)]
         if summary.get("kind") == "run":
             text += ["", report.settings_line(summary)]
         if summary.get("kind") == "run" and summary.get("curves"):
@@ -227,6 +227,17 @@ def write_results():
             text += ["", f"```{{image}} /_generated/results/{name}.png",
                      f":alt: learning curves of {name}", "```"]
         _write(os.path.join(folder, f"{name}.md"), "\n".join(text) + "\n")
+    # Each results page states its machine once: that of the summaries it includes.
+    for page in glob.glob(os.path.join(DOCS, "results", "*.md")):
+        with open(page) as f:
+            shown = [n for n in re.findall(r"_generated/results/(\w+)\.md", f.read())
+                     if n in summaries]
+        machines = list(dict.fromkeys(report.machine_line(summaries[n].get("machine"))
+                                      for n in shown))
+        if machines:
+            page_name = os.path.splitext(os.path.basename(page))[0]
+            _write(os.path.join(folder, f"machine_{page_name}.md"),
+                   "Measured on a " + "; and on a ".join(machines) + ".\n")
     _write(os.path.join(folder, "headline.md"), report.headlines(
         [s for s in summaries.values() if s.get("kind") == "run"]))
 
