@@ -120,6 +120,8 @@ TABLE: tuple[Hyperparameter, ...] = (
         "Initial recognition biases (entry l: those of Q(h_{l+1} | h_l))."),
 )
 
+"""Every hyperparameter of the kit, one :class:`Hyperparameter` row each."""
+
 _ROWS = {row.name: row for row in TABLE}
 
 OPTIMIZER_RANGES: dict[str, tuple[str, Callable]] = {

@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 LogitsFn = Callable[[Any, jax.Array], jax.Array]
+"""A conditional: ``(layer params, input [n_in]) -> logits [n_out]`` of independent Bernoullis."""
 
 
 class Conditionals(NamedTuple):

@@ -28,6 +28,7 @@ from wsjax.data import validate_binary
 __all__ = ["SPLITS", "binarize", "load_digits", "load_binary", "load_binarized_mnist"]
 
 SPLITS = ("train", "valid", "test")
+"""The names of the splits a loader returns, as keys of its dict (a file may hold fewer)."""
 _ALIASES = {"train": "train", "x_train": "train", "valid": "valid", "validation": "valid",
             "val": "valid", "x_valid": "valid", "x_val": "valid", "test": "test", "x_test": "test"}
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -22,7 +22,7 @@ from wsjax.exact import exact_kl_bits
 from wsjax.model import check_layer_sizes
 from wsjax.objectives import estimate_log_prob
 
-__all__ = ["Task", "bars", "shifter", "from_arrays", "TASKS"]
+__all__ = ["Task", "bars", "shifter", "from_arrays", "load", "TASKS"]
 
 
 class Task(NamedTuple):

@@ -35,7 +35,8 @@ from wsjax.algorithms import Algorithm, State
 from wsjax.data import validate_binary
 from wsjax.model import check_layer_sizes, init
 
-__all__ = ["TrainConfig", "Trainer", "make_train", "grid", "axis_values", "sweep", "scan_steps"]
+__all__ = ["TrainConfig", "Trainer", "make_train", "check_config", "grid", "axis_values", "sweep",
+           "scan_steps"]
 
 Sampler = Callable[[jax.Array, int, Any], jax.Array]
 """(key, batch_size, data) -> [batch_size, n_visible] 0/1 batch, e.g.
@@ -69,6 +70,12 @@ class TrainConfig(NamedTuple):
 class Trainer(NamedTuple):
     """The pure functions of a run; jit them where you need.
 
+    ``data`` is None (a sampler that makes its own data) or a pytree of 0/1 arrays
+    ``[num_examples, n_visible]`` (a numpy array is fine). Called eagerly, each function
+    is compiled once per shape and checks its concrete inputs (the data 0/1, finite
+    and of the machine's width; the hyperparameters in range); inside ``jit``,
+    ``vmap`` or ``scan`` they are plain traced code.
+
     Attributes:
       init: (key, hyperparams) -> State at step 0, with fresh params.
       step: (key, state, data) -> (state, info): one step; ``key`` is the run's key.
@@ -79,12 +86,6 @@ class Trainer(NamedTuple):
       run: (key, state, data) -> (state, metrics): eval_every steps, then the evaluation.
       train: (key, hyperparams, data=None) -> (state, metrics), each metric of
         shape [num_steps // eval_every].
-
-    ``data`` is None (a sampler that makes its own data) or a pytree of 0/1 arrays
-    [num_examples, n_visible] (a numpy array is fine). Called eagerly, each function
-    is compiled once per shape and checks its concrete inputs (the data 0/1, finite
-    and of the machine's width; the hyperparameters in range); inside ``jit``,
-    ``vmap`` or ``scan`` they are plain traced code.
       default_hyperparams: (**overrides) -> the full hyperparameter dict, checked.
       config: the TrainConfig.
       algorithm: the Algorithm.
