@@ -1,15 +1,16 @@
 """wsjax: Helmholtz machines trained by wake-sleep and its successors, as pure JAX functions.
 
 The top level holds what a user needs; helpers stay in their modules
-(``wsjax.model``, ``wsjax.phases``, ``wsjax.reweighted``, ``wsjax.objectives``,
-``wsjax.exact``, ``wsjax.algorithms``, ``wsjax.train``, ``wsjax.runner``,
+(``wsjax.model``, ``wsjax.phases``, ``wsjax.reweighted``, ``wsjax.estimators``,
+``wsjax.objectives``, ``wsjax.exact``, ``wsjax.algorithms``, ``wsjax.train``, ``wsjax.runner``,
 ``wsjax.evaluation``, ``wsjax.data``, ``wsjax.loaders``, ``wsjax.tasks``,
 ``wsjax.plotting``, and ``wsjax.modules``: flax.nnx modules, imported on demand).
 """
 
 from wsjax import data, evaluation, loaders, plotting, runner, tasks
-from wsjax.algorithms import Algorithm, State, WakeSleepInfo, rws, wake_sleep
+from wsjax.algorithms import Algorithm, State, WakeSleepInfo, nvil, rws, vimco, wake_sleep
 from wsjax.data import validate_binary
+from wsjax.estimators import NVILInfo, VIMCOInfo
 from wsjax.exact import exact_kl_bits, exact_log_prob
 from wsjax.model import (
     from_matrices,
@@ -32,7 +33,8 @@ __all__ = [
     "init", "from_matrices", "to_matrices", "sample_generative", "sample_recognition",
     "log_joint", "log_recognition",
     # Algorithms: bundles, their state and diagnostics, and the plain-SGD steps.
-    "wake_sleep", "rws", "Algorithm", "State", "WakeSleepInfo", "RWSInfo",
+    "wake_sleep", "rws", "vimco", "nvil", "Algorithm", "State", "WakeSleepInfo", "RWSInfo",
+    "VIMCOInfo", "NVILInfo",
     "wake_step", "sleep_step", "rws_step",
     # Objectives and likelihoods.
     "wake_loss", "sleep_loss", "elbo", "estimate_log_prob", "exact_log_prob", "exact_kl_bits",

@@ -52,8 +52,17 @@ import optax
 
 from wsjax import hyperparams as hyperparams_lib
 from wsjax._api import check_data, check_positive_int, entry_point
+from wsjax.estimators import (
+    NVILInfo,
+    VIMCOInfo,
+    _check_vimco_samples,
+    check_baseline,
+    init_baseline,
+    nvil_grads,
+    vimco_grads,
+)
 from wsjax.layers import LogitsFn, dense_logits
-from wsjax.model import check_structure, generative_params, recognition_params
+from wsjax.model import check_structure, generative_params, layer_sizes, recognition_params
 from wsjax.phases import activity_grads, sleep_grads, wake_grads
 from wsjax.reweighted import RWSInfo, rws_grads
 
@@ -62,8 +71,12 @@ __all__ = [
     "State",
     "WakeSleepInfo",
     "RWSInfo",
+    "VIMCOInfo",
+    "NVILInfo",
     "wake_sleep",
     "rws",
+    "vimco",
+    "nvil",
 ]
 
 Optimizer = Callable[..., optax.GradientTransformation]
@@ -110,7 +123,7 @@ class Algorithm(NamedTuple):
         n_visible] of 0/1 data and ``info`` the algorithm's Info NamedTuple.
       default_hyperparams: ``(**overrides) -> dict``: every hyperparameter the
         algorithm reads, at its default unless overridden, checked.
-      name: "wake_sleep" or "rws".
+      name: "wake_sleep", "rws", "vimco" or "nvil".
     """
 
     init: Callable
@@ -172,15 +185,23 @@ def _make_defaults(name, optimizer):
 
 
 def _labels(params):
-    """One label per (half, layer): the prior belongs to the top generative layer."""
+    """One label per (half, layer): the prior belongs to the top generative layer.
+
+    NVIL's ``params["baseline"]`` adds two labels: ``"baseline"`` for the baseline's
+    weights, ``"statistics"`` for its running mean and variance (which the step writes).
+    """
     num_layers = len(params["generative"])
-    return {
+    labels = {
         "prior": jax.tree.map(lambda _: f"generative_{num_layers - 1}", params["prior"]),
         "generative": tuple(jax.tree.map(lambda _, l=l: f"generative_{l}", layer)
                             for l, layer in enumerate(params["generative"])),
         "recognition": tuple(jax.tree.map(lambda _, l=l: f"recognition_{l}", layer)
                              for l, layer in enumerate(params["recognition"])),
     }
+    if "baseline" in params:
+        labels["baseline"] = {k: "statistics" if k in ("mean", "var") else "baseline"
+                              for k in params["baseline"]}
+    return labels
 
 
 def _transformation(optimizer, hp, num_layers):
@@ -198,6 +219,13 @@ def _transformation(optimizer, hp, num_layers):
         f"{side}_{l}": optimizer(rate(half, l), **hp.get("optimizer", {}))
         for half, side in enumerate(("generative", "recognition")) for l in range(num_layers)
     }
+    if "baseline_rate" in hp:  # NVIL: its baseline learns at the recognition rate x a factor
+        def baseline_rate(count):
+            frac = jnp.minimum(count / hp["decay_steps"], 1.0)
+            return hp["learning_rate"][1] * hp["lr_decay"] ** frac * hp["baseline_rate"]
+
+        transforms["baseline"] = optimizer(baseline_rate, **hp.get("optimizer", {}))
+        transforms["statistics"] = optax.set_to_zero()  # running statistics: written, not stepped
     return optax.partition(transforms, _labels)
 
 
@@ -256,11 +284,17 @@ def _check_state(state, name, optimizer) -> None:
             f"{jax.tree.structure(state.opt_state).num_leaves} found")
 
 
-def _bundle(name, optimizer, step_fn, info_name):
-    """The Algorithm of ``step_fn``: init and step as checked, compiled entry points."""
+def _bundle(name, optimizer, step_fn, info_name, prepare=None):
+    """The Algorithm of ``step_fn``: init and step as checked, compiled entry points.
+
+    ``prepare``, if given, maps the machine's params to the params the algorithm
+    carries (NVIL adds its baseline), in ``init`` before the optimizer's state is made.
+    """
 
     def init_fn(params, hyperparams) -> State:
         check_structure(params)
+        if prepare is not None:
+            params = prepare(params)
         if not isinstance(hyperparams, Mapping):
             raise TypeError(f"hyperparams must be a dict (from {name}.default_hyperparams), "
                             f"got {type(hyperparams).__name__}")
@@ -473,3 +507,136 @@ def rws(
         return State(new_params, opt_state, state.hyperparams, state.step + 1), info
 
     return _bundle("rws", optimizer, step_fn, "RWSInfo")
+
+
+def vimco(
+    optimizer: Optimizer = optax.sgd, num_samples: int = 5, *,
+    logits_fn: LogitsFn = dense_logits,
+) -> Algorithm:
+    r"""VIMCO (Mnih & Rezende 2016) with any optax optimizer.
+
+    Both halves ascend the K-sample importance-weighted bound
+    :math:`\mathbb{E}[\log \frac{1}{K}\sum_k w_k]`: each step takes
+    :func:`~wsjax.estimators.vimco_grads` (the generative half by the normalised
+    weights, the recognition half by the score function with leave-one-out
+    baselines) and applies the optimizer. There is no sleep phase. With
+    ``optax.sgd`` a step's change of the params divided by the learning rate is
+    VIMCO's estimate of the bound's gradient (minus ``vimco_grads``).
+
+    Key use: the key of a step goes to ``vimco_grads`` unsplit.
+
+    Args:
+      optimizer: an optax alias, called as ``optimizer(learning_rate, **hyperparams["optimizer"])``.
+      num_samples: K >= 2, recognition samples per example (static).
+      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+        (:class:`wsjax.layers.Conditionals`).
+
+    Returns:
+      An :class:`Algorithm` whose step returns a :class:`~wsjax.estimators.VIMCOInfo`;
+      it reads the hyperparameters shared by every algorithm (no sleep phase: no
+      ``insomnia``). The activity term (``activity_weight``, 0 by default) is added
+      to the recognition update at the K samples, as in ``rws``.
+
+    Raises:
+      ValueError: if ``num_samples`` is not an integer >= 2.
+
+    Examples:
+      >>> import jax, optax, wsjax
+      >>> algo = wsjax.vimco(optax.adam, num_samples=3)
+      >>> params = wsjax.init(jax.random.key(0), (6, 3))
+      >>> state = algo.init(params, algo.default_hyperparams(learning_rate=1e-2))
+      >>> state, info = algo.step(jax.random.key(1), state, jax.numpy.ones((4, 6)))
+      >>> int(state.step), info.ess.shape
+      (1, ())
+
+    References:
+      Mnih & Rezende (2016), Variational inference for Monte Carlo objectives. ICML.
+    """
+    _check_optimizer(optimizer)
+    num_samples = _check_vimco_samples(num_samples)
+
+    def step_fn(key, state, u):
+        grads, info, hs = vimco_grads(key, state.params, u, num_samples, logits_fn,
+                                      return_samples=True)
+        activity = _activity(state.hyperparams, state.params, u, hs, logits_fn)
+        grads = {**grads, **_add(recognition_params(grads), activity)}
+        new_params, opt_state = _apply(optimizer, state, grads)
+        return State(new_params, opt_state, state.hyperparams, state.step + 1), info
+
+    return _bundle("vimco", optimizer, step_fn, "VIMCOInfo")
+
+
+def nvil(optimizer: Optimizer = optax.sgd, *, logits_fn: LogitsFn = dense_logits) -> Algorithm:
+    r"""NVIL (Mnih & Gregor 2014) with any optax optimizer.
+
+    Both halves ascend the single-sample ELBO: each step takes
+    :func:`~wsjax.estimators.nvil_grads` (the generative half at one recognition
+    sample per example, the recognition half by the score function with NVIL's
+    learned input-dependent baseline, centring and variance normalisation) and
+    applies the optimizer. There is no sleep phase.
+
+    **Where the baseline lives.** ``init`` adds ``params["baseline"] = {"w", "b",
+    "mean", "var"}`` to the machine (:func:`~wsjax.estimators.init_baseline`;
+    params that already hold one keep it): the linear baseline
+    :math:`b(u) = w^\top u + b` and the running mean and variance of the centred
+    learning signal. Every function of the kit reads only ``prior``,
+    ``generative`` and ``recognition``, so the params of an NVIL state are a
+    machine as they are (evaluations, sampling, another algorithm's ``init``).
+    The optimizer steps ``w`` and ``b`` under their own label, at the
+    recognition rate (with its decay) times the ``baseline_rate``
+    hyperparameter; ``mean`` and ``var`` are state, not trained: the optimizer
+    leaves them (``optax.set_to_zero``) and the step writes their new values,
+    decayed by ``signal_decay``. So with ``optax.sgd`` a step's change of the
+    machine's params divided by the learning rate is NVIL's estimate (minus the
+    ``nvil_grads``), the baseline's change divided by ``learning_rate x
+    baseline_rate`` its regression step, and the statistics move by their
+    running averages.
+
+    Key use: the key of a step goes to ``nvil_grads`` unsplit.
+
+    Args:
+      optimizer: an optax alias, called as ``optimizer(learning_rate, **hyperparams["optimizer"])``.
+      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+        (:class:`wsjax.layers.Conditionals`).
+
+    Returns:
+      An :class:`Algorithm` whose step returns an :class:`~wsjax.estimators.NVILInfo`;
+      its hyperparameters add ``baseline_rate`` and ``signal_decay``. The activity
+      term (``activity_weight``, 0 by default) is added to the recognition update at
+      the sample, as in ``rws``.
+
+    Examples:
+      >>> import jax, optax, wsjax
+      >>> algo = wsjax.nvil(optax.adam)
+      >>> params = wsjax.init(jax.random.key(0), (6, 3))
+      >>> state = algo.init(params, algo.default_hyperparams(learning_rate=1e-2))
+      >>> sorted(state.params["baseline"])
+      ['b', 'mean', 'var', 'w']
+      >>> state, info = algo.step(jax.random.key(1), state, jax.numpy.ones((4, 6)))
+      >>> int(state.step)
+      1
+
+    References:
+      Mnih & Gregor (2014), Neural variational inference and learning in belief
+      networks. ICML.
+    """
+    _check_optimizer(optimizer)
+
+    def prepare(params):
+        n_visible = layer_sizes(params, logits_fn)[0]
+        if "baseline" not in params:
+            return {**params, "baseline": init_baseline(n_visible)}
+        check_baseline(params, n_visible)
+        return params
+
+    def step_fn(key, state, u):
+        hp = state.hyperparams
+        grads, statistics, info, hs = nvil_grads(key, state.params, u, hp["signal_decay"],
+                                                 logits_fn, return_samples=True)
+        activity = _activity(hp, state.params, u, hs, logits_fn)
+        grads = {**grads, **_add(recognition_params(grads), activity)}
+        new_params, opt_state = _apply(optimizer, state, grads)
+        new_params = {**new_params, "baseline": {**new_params["baseline"], **statistics}}
+        return State(new_params, opt_state, hp, state.step + 1), info
+
+    return _bundle("nvil", optimizer, step_fn, "NVILInfo", prepare=prepare)

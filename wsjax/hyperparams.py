@@ -50,8 +50,8 @@ class Hyperparameter(NamedTuple):
       shape: ``"scalar"``; ``"pair"`` (generative, recognition: a scalar means
         both); or ``"per_layer"`` (one value per layer of conditionals: a scalar
         means every layer).
-      readers: who reads it: ``"wake_sleep"``, ``"rws"`` (the algorithms) or
-        ``"init"`` (the training loop's initialisation of the machine).
+      readers: who reads it: ``"wake_sleep"``, ``"rws"``, ``"vimco"``, ``"nvil"`` (the
+        algorithms) or ``"init"`` (the training loop's initialisation of the machine).
       help: what it does, one sentence or two.
     """
 
@@ -64,7 +64,7 @@ class Hyperparameter(NamedTuple):
     help: str
 
 
-_ALGORITHMS = ("wake_sleep", "rws")
+_ALGORITHMS = ("wake_sleep", "rws", "vimco", "nvil")
 _finite = np.isfinite
 _non_negative = lambda v: np.isfinite(v) & (v >= 0)
 _positive = lambda v: np.isfinite(v) & (v > 0)
@@ -106,6 +106,15 @@ TABLE: tuple[Hyperparameter, ...] = (
         "insomnia", 1.0, "in [0, 1]", _unit, SCALAR, ("rws",),
         "Weight of the wake-phase recognition update against the sleep phase: 1 draws no "
         "dreams (wake-wake), 0 is the classic sleep phase."),
+    Hyperparameter(
+        "baseline_rate", 1.0, "finite and >= 0", _non_negative, SCALAR, ("nvil",),
+        "Rate of NVIL's input-dependent baseline as a multiple of the recognition rate (with "
+        "its decay); 0 freezes the baseline."),
+    Hyperparameter(
+        "signal_decay", 0.8, "in [0, 1]", _unit, SCALAR, ("nvil",),
+        "Decay of NVIL's running mean and variance of the centred learning signal: each step "
+        "keeps this fraction of the old estimate and takes the rest from its batch; 1 freezes "
+        "them (Mnih & Gregor 2014 use 0.8)."),
     Hyperparameter(
         "init_scale", 0.0, "finite and >= 0", _non_negative, PER_LAYER, ("init",),
         "Standard deviation of the initial weights of each layer of conditionals."),
