@@ -7,15 +7,20 @@ hidden units; the enumeration is streamed in chunks so memory stays bounded.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import gammaln
 
-from wsjax._api import public
+from wsjax._api import check_positive_int, public
 from wsjax.layers import LogitsFn, bernoulli_log_prob, conditional, dense_logits
-from wsjax.model import check_visible, layer_sizes, log_prior
+from wsjax.model import check_visible, layer_sizes, log_prior, log_recognition
 
-__all__ = ["MAX_EXACT_HIDDEN", "all_binary_configs", "exact_kl_bits", "exact_log_prob",
-           "exact_log_joint_table"]
+__all__ = ["MAX_EXACT_HIDDEN", "MAX_MULTISETS", "all_binary_configs", "exact_kl_bits",
+           "exact_log_prob", "exact_log_joint_table", "exact_log_recognition_table",
+           "exact_elbo", "exact_iw_bound", "num_multisets"]
 
 MAX_EXACT_HIDDEN = 24
 """Most hidden units (summed over layers) that exact enumeration accepts: 2**24 configurations."""
@@ -157,3 +162,116 @@ def exact_kl_bits(
     log_model = exact_log_prob.uncompiled(params, jnp.asarray(images), logits_fn)
     cross = jnp.sum(jnp.where(probs > 0, probs * log_model, 0.0))
     return (jnp.sum(jax.scipy.special.xlogy(probs, probs)) - cross) / jnp.log(2.0)
+
+
+@public(static_argnames=("logits_fn",), data=("u",))
+def exact_log_recognition_table(
+    params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits
+) -> jax.Array:
+    """log Q(h | u_b) for every hidden configuration h: [batch, 2**H].
+
+    The columns are ordered as those of :func:`exact_log_joint_table`; each row's
+    exponentials sum to one.
+    """
+    check_visible(params, u, logits_fn, batched=True)
+    sizes, num_hidden = _num_hidden(params, logits_fn)
+    u = jnp.asarray(u, params["prior"]["b"].dtype)
+    hs = _hidden_split(all_binary_configs(num_hidden).astype(u.dtype), sizes)
+    per_example = lambda x: jax.vmap(lambda *h: log_recognition(params, x, h, logits_fn))(*hs)
+    return jax.vmap(per_example)(u)
+
+
+@public(static_argnames=("logits_fn",), data=("u",))
+def exact_elbo(params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits) -> jax.Array:
+    r"""The evidence lower bound by enumeration: [batch] in nats.
+
+    .. math:: \mathrm{ELBO}(u) = \sum_h Q(h | u)\,[\log P(u, h) - \log Q(h | u)]
+
+    Differentiable in both halves of the machine (the oracle of the
+    one-sample estimators' gradients).
+    """
+    log_p = exact_log_joint_table.uncompiled(params, u, logits_fn)
+    log_q = exact_log_recognition_table.uncompiled(params, u, logits_fn)
+    return jnp.sum(jnp.exp(log_q) * (log_p - log_q), axis=1)
+
+
+MAX_MULTISETS = 2**21
+"""Most multisets of K hidden configurations that :func:`exact_iw_bound` enumerates."""
+
+
+def num_multisets(num_configs: int, num_samples: int) -> int:
+    """How many multisets of ``num_samples`` items from ``num_configs`` kinds there are."""
+    return math.comb(num_configs + num_samples - 1, num_samples)
+
+
+def _compositions(total: int, parts: int) -> np.ndarray:
+    """Every vector of ``parts`` non-negative ints summing to ``total``: [C, parts] int32."""
+    if parts == 1:
+        return np.array([[total]], np.int32)
+    blocks = []
+    for first in range(total, -1, -1):
+        rest = _compositions(total - first, parts - 1)
+        blocks.append(np.concatenate([np.full((rest.shape[0], 1), first, np.int32), rest], 1))
+    return np.concatenate(blocks, 0)
+
+
+@public(static_argnames=("num_samples", "logits_fn"), data=("u",))
+def exact_iw_bound(
+    params: dict, u: jax.Array, num_samples: int, logits_fn: LogitsFn = dense_logits
+) -> jax.Array:
+    r"""The K-sample importance-weighted bound, exactly: [batch] in nats.
+
+    .. math:: \mathcal{L}_K(u) = \mathbb{E}_{h_1, \dots, h_K \sim Q(\cdot|u)}
+       \Big[\log \frac{1}{K}\sum_k \frac{P(u, h_k)}{Q(h_k | u)}\Big]
+
+    The quantity inside depends on the K draws only through how many times
+    each of the M = 2**H configurations was drawn, so the expectation is a sum
+    over the multisets (counts :math:`n_1 + \dots + n_M = K`) with their
+    multinomial probabilities :math:`\frac{K!}{\prod_m n_m!}\prod_m
+    Q(m|u)^{n_m}`: :math:`\binom{M + K - 1}{K}` terms rather than
+    :math:`M^K`. ``num_samples = 1`` is the ELBO; the bound rises to log p(u) as
+    K grows (Burda et al. 2016). Differentiable in both halves of the machine
+    (the oracle of VIMCO's gradients).
+
+    Args:
+      params: the machine (few hidden units).
+      u: data [batch, n_visible] of 0/1.
+      num_samples: K (static positive int).
+
+    Returns:
+      [batch] bounds in nats.
+
+    Raises:
+      ValueError: at trace time, when the multisets number more than
+        :data:`MAX_MULTISETS` (:func:`num_multisets` tells in advance).
+    """
+    num_samples = check_positive_int(num_samples, "num_samples")
+    log_p = exact_log_joint_table.uncompiled(params, u, logits_fn)
+    log_q = exact_log_recognition_table.uncompiled(params, u, logits_fn)
+    num_configs = log_p.shape[1]
+    count = num_multisets(num_configs, num_samples)
+    if count > MAX_MULTISETS:
+        raise ValueError(
+            f"the exact {num_samples}-sample bound of a machine with {num_configs} hidden "
+            f"configurations sums over {count} multisets; the limit is {MAX_MULTISETS}")
+    counts = _compositions(num_samples, num_configs)  # [C, M]
+    chunk = min(counts.shape[0], max(1, 2**22 // (num_configs * log_p.shape[0])))
+    num_chunks = -(-counts.shape[0] // chunk)
+    valid = np.arange(num_chunks * chunk) < counts.shape[0]
+    # Padding rows repeat the first multiset and count with weight 0.
+    counts = np.concatenate([counts, np.repeat(counts[:1], num_chunks * chunk - len(counts), 0)])
+    counts_f = jnp.asarray(counts.reshape(num_chunks, chunk, num_configs), log_p.dtype)
+    valid = jnp.asarray(valid.reshape(num_chunks, chunk), log_p.dtype)
+    log_w = log_p - log_q
+    log_k_factorial = gammaln(num_samples + 1.0)
+
+    def body(total, part):
+        n, mask = part  # [chunk, M], [chunk]
+        log_coef = log_k_factorial - jnp.sum(gammaln(n + 1.0), axis=1)  # [chunk]
+        log_prob = log_coef[None, :] + log_q @ n.T  # [B, chunk]
+        log_n = jnp.where(n > 0, jnp.log(jnp.maximum(n, 1.0)), -jnp.inf)
+        bound = jax.nn.logsumexp(log_n[None, :, :] + log_w[:, None, :], axis=-1)  # [B, chunk]
+        return total + jnp.sum(mask[None, :] * jnp.exp(log_prob) * bound, axis=1), None
+
+    total, _ = jax.lax.scan(body, jnp.zeros(log_p.shape[:1], log_p.dtype), (counts_f, valid))
+    return total - math.log(num_samples)
