@@ -393,3 +393,63 @@ def test_a_bundle_runs_in_make_train_and_sweep(name):
     assert int(states.step[0, 0]) == 4
     info_fields = {"vimco": wsjax.VIMCOInfo, "nvil": wsjax.NVILInfo}[name]._fields
     assert set(info_fields) <= set(metrics)
+
+
+# 5. The gradient-quality oracle and its experiment.
+
+
+def test_gradient_quality_measures_each_estimator_against_its_target():
+    from wsjax.evaluation import gradient_quality
+
+    params, u = random_machine(0, (4, 2)), _data((4, 2))
+    rows = gradient_quality(jax.random.key(8), params, u, num_samples_list=(3, 1),
+                            num_draws=1000)
+    assert [(r.estimator, r.num_samples, r.half) for r in rows] == [
+        (e, k, h) for e, ks in (("rws", (1, 3)), ("vimco", (3,)), ("nvil", (1,)))
+        for k in ks for h in ("generative", "recognition")]
+    by = {(r.estimator, r.num_samples, r.half): r for r in rows}
+    for r in rows:
+        assert r.variance > 0 and r.bias_noise > 0 and r.target_norm > 10 * r.bias_noise
+    # VIMCO is unbiased for its bound, NVIL's generative half for the ELBO: within the noise.
+    for key in (("vimco", 3, "generative"), ("vimco", 3, "recognition"),
+                ("nvil", 1, "generative")):
+        assert by[key].bias < 4 * by[key].bias_noise and by[key].cosine > 0.99, by[key]
+    assert by["nvil", 1, "recognition"].cosine > 0.95
+    # RWS is biased for its K -> infinity targets, less so as K grows; at K = 1 its
+    # recognition update has mean zero (one sample, weight 1): SNR at the noise floor.
+    for half in ("generative", "recognition"):
+        assert by["rws", 1, half].bias > by["rws", 3, half].bias > (
+            4 * by["rws", 3, half].bias_noise)
+    assert by["rws", 1, "recognition"].snr < 0.1 < by["rws", 1, "generative"].snr
+    # The same key gives the same rows.
+    assert gradient_quality(jax.random.key(8), params, u, ("nvil",), (1,), 1000) == rows[-2:]
+
+
+def test_gradient_quality_skips_targets_it_cannot_enumerate_and_refuses_bad_settings():
+    from wsjax.evaluation import gradient_quality
+
+    params, u = random_machine(0, (4, 2, 2)), _data((4, 2, 2))
+    (gen, rec) = gradient_quality(jax.random.key(0), params, u, ("vimco",), (12,), 50)
+    assert np.isnan(gen.bias) and np.isnan(rec.cosine) and gen.variance > 0 and rec.snr > 0
+    with pytest.raises(ValueError, match="unknown estimators"):
+        gradient_quality(jax.random.key(0), params, u, ("reinforce",))
+    with pytest.raises(ValueError, match="num_draws must be at least 2"):
+        gradient_quality(jax.random.key(0), params, u, num_draws=1)
+    with pytest.raises(ValueError, match="non-binary"):
+        gradient_quality(jax.random.key(0), params, 2 * u)
+
+
+def test_the_gradient_snr_experiment_writes_its_figure_and_rows(run_module, tmp_path):
+    import json
+    import os
+
+    out = str(tmp_path / "snr")
+    run_module("experiments.gradient_snr", "--layer_sizes=4,2", "--num_samples=1,2",
+               "--num_draws=20", f"--output_dir={out}", timeout=120)
+    with open(os.path.join(out, "gradient_snr.json")) as f:
+        summary = json.load(f)
+    assert summary["command"].startswith("python -m experiments.gradient_snr")
+    assert len(summary["rows"]) == 2 * (2 + 1 + 1)  # rws K = 1, 2; vimco K = 2; nvil
+    assert {"snr", "bias", "variance", "cosine"} <= set(summary["rows"][0])
+    assert os.path.getsize(os.path.join(out, "gradient_snr.png")) > 1000
+    assert os.path.exists(os.path.join(out, "flags.txt"))

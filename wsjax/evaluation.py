@@ -1,4 +1,5 @@
-"""Evaluations of trained machines: held-out likelihood, baselines, what the top layer encodes.
+"""Evaluations of trained machines: held-out likelihood, baselines, what the top layer encodes,
+and how good each estimator's gradient is.
 
 These run on the host around compiled pieces, and take the leading run axes
 of a sweep's params as they come (``params`` leaves of shape [..., *leaf]).
@@ -6,8 +7,10 @@ of a sweep's params as they come (``params`` leaves of shape [..., *leaf]).
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -15,11 +18,29 @@ import numpy as np
 
 from wsjax._api import check_positive_int
 from wsjax.data import validate_binary
-from wsjax.layers import dense_logits
-from wsjax.model import sample_down, sample_recognition
+from wsjax.estimators import baseline_values, nvil_grads, vimco_grads
+from wsjax.exact import (
+    MAX_MULTISETS,
+    exact_elbo,
+    exact_iw_bound,
+    exact_log_joint_table,
+    exact_log_prob,
+    exact_log_recognition_table,
+    num_multisets,
+)
+from wsjax.layers import LogitsFn, dense_logits
+from wsjax.model import (
+    generative_params,
+    layer_sizes,
+    recognition_params,
+    sample_down,
+    sample_recognition,
+)
 from wsjax.objectives import estimate_log_prob
+from wsjax.reweighted import rws_grads
 
-__all__ = ["heldout_log_prob", "factorial_baseline_nll", "direction_accuracy", "parts_drawn"]
+__all__ = ["heldout_log_prob", "factorial_baseline_nll", "direction_accuracy", "parts_drawn",
+           "GradientQuality", "ESTIMATORS", "gradient_quality"]
 
 
 def _run_axes(params) -> tuple[int, ...]:
@@ -148,3 +169,247 @@ def parts_drawn(key: jax.Array, params, masks, num_samples: int = 256, on: float
     down = jnp.all(jnp.where(masks, change < -on, True), axis=-1)
     rest = jnp.all(jnp.where(masks, True, jnp.abs(change) < off), axis=-1)
     return jnp.sum(jnp.any((up | down) & rest, axis=-1)).astype(jnp.int32)
+
+
+# The gradient-quality oracle.
+
+ESTIMATORS = ("rws", "vimco", "nvil")
+"""The estimators :func:`gradient_quality` measures."""
+
+_HALVES = (("generative", generative_params), ("recognition", recognition_params))
+
+
+class GradientQuality(NamedTuple):
+    r"""How good one estimator's gradient is in one half of the machine, at one K.
+
+    All figures are over the half's scalar parameters, for the gradient of the
+    batch mean of the objective (the ascent direction: minus the kit's grads).
+
+    Attributes:
+      estimator: ``"rws"``, ``"vimco"`` or ``"nvil"``.
+      num_samples: K, recognition samples per example (1 for NVIL).
+      half: ``"generative"`` or ``"recognition"``.
+      bias: :math:`\|\bar g - g^*\|_2`, the distance of the mean of the draws from
+        the exact gradient :math:`g^*` of the estimator's target (NaN where the target
+        is too costly to enumerate).
+      bias_noise: :math:`\sqrt{\sum_i \hat\sigma_i^2 / N}`, the distance the mean of
+        N draws of an unbiased estimator lies from its target, typically: a bias
+        below it is not resolved.
+      variance: :math:`\sum_i \hat\sigma_i^2`, the expected squared distance of one
+        draw from the draws' mean.
+      snr: mean over parameters of :math:`|\bar g_i| / \hat\sigma_i`, the
+        signal-to-noise ratio of Rainforth et al. (2018), over the parameters whose
+        estimates vary at all (a weight from a visible unit that is 0 throughout the
+        batch gets 0 in every draw and is left out). Even a zero-mean estimate shows
+        about :math:`0.8 / \sqrt{N}` here.
+      cosine: cosine of the angle between :math:`\bar g` and :math:`g^*` (NaN without
+        a target).
+      target_norm: :math:`\|g^*\|_2`, the scale of the gradient being estimated.
+    """
+
+    estimator: str
+    num_samples: int
+    half: str
+    bias: float
+    bias_noise: float
+    variance: float
+    snr: float
+    cosine: float
+    target_norm: float
+
+
+def _flat(tree):
+    return jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(tree)])
+
+
+def _machine(params):
+    return {k: params[k] for k in ("prior", "generative", "recognition")}
+
+
+def _rws_targets(params, u, logits_fn):
+    """The K -> infinity limits of RWS's wake phases: grad log p(u) and -grad KL(P(h|u) || Q)."""
+    gen = jax.grad(lambda p: jnp.mean(exact_log_prob.uncompiled(p, u, logits_fn)))(params)
+    posterior = jax.nn.softmax(exact_log_joint_table.uncompiled(params, u, logits_fn), axis=1)
+    rec = jax.grad(lambda p: jnp.mean(jnp.sum(
+        posterior * exact_log_recognition_table.uncompiled(p, u, logits_fn), axis=1)))(params)
+    return {**generative_params(gen), **recognition_params(rec)}
+
+
+def _settled_baseline(params, u, logits_fn):
+    """NVIL's linear baseline and statistics where their updates settle on this batch.
+
+    The least-squares fit of b(u) to the exact ELBO of each example (what regressing b(u)
+    onto l - c converges to, c = 0), and the running mean and variance at the values
+    their averages settle to: the mean and the expected batch variance of l - b(u).
+    """
+    u = jnp.asarray(u, jnp.float32)
+    log_p = exact_log_joint_table.uncompiled(params, u, logits_fn)
+    log_q = exact_log_recognition_table.uncompiled(params, u, logits_fn)
+    q = jnp.exp(log_q)
+    signal = log_p - log_q
+    elbo = jnp.sum(q * signal, axis=1)
+    spread = jnp.sum(q * (signal - elbo[:, None]) ** 2, axis=1)  # Var_Q(l) per example
+    design = jnp.concatenate([u, jnp.ones((u.shape[0], 1))], axis=1)
+    coef = jnp.linalg.lstsq(design, elbo)[0]
+    baseline = {"w": coef[:-1], "b": coef[-1]}
+    residual = elbo - baseline_values(baseline, u)  # the mean of l - b(u), per example
+    batch = u.shape[0]
+    batch_var = (jnp.mean(spread + residual**2) - jnp.mean(spread) / batch
+                 - jnp.mean(residual) ** 2)
+    return {**baseline, "mean": jnp.mean(residual), "var": batch_var}
+
+
+def _quality(name, num_samples, draws, target):
+    """The rows of one estimator at one K, from its draws [N, ...] and its target (or None)."""
+    rows = []
+    for half, part in _HALVES:
+        g = jax.vmap(_flat)(part(draws))  # [N, P]
+        mean, var = jnp.mean(g, axis=0), jnp.var(g, axis=0, ddof=1)
+        std = jnp.sqrt(var)
+        varies = std > 0  # a weight from a unit that is 0 throughout the batch never moves
+        snr = (jnp.sum(jnp.where(varies, jnp.abs(mean) / jnp.where(varies, std, 1.0), 0.0))
+               / jnp.maximum(jnp.sum(varies), 1))
+        if target is None:
+            bias = cosine = norm = math.nan
+        else:
+            t = _flat(part(target))
+            norm = float(jnp.linalg.norm(t))
+            bias = float(jnp.linalg.norm(mean - t))
+            cosine = float(mean @ t / (jnp.linalg.norm(mean) * jnp.linalg.norm(t)))
+        rows.append(GradientQuality(
+            estimator=name, num_samples=int(num_samples), half=half, bias=bias,
+            bias_noise=float(jnp.sqrt(jnp.sum(var) / g.shape[0])),
+            variance=float(jnp.sum(var)), snr=float(snr), cosine=cosine, target_norm=norm))
+    return rows
+
+
+def gradient_quality(
+    key: jax.Array, params: dict, u, estimators: Sequence[str] = ESTIMATORS,
+    num_samples_list: Sequence[int] = (1, 2, 5, 10), num_draws: int = 1000, *,
+    signal_decay: float = 0.8, logits_fn: LogitsFn = dense_logits,
+) -> list[GradientQuality]:
+    r"""Bias, variance and signal-to-noise ratio of each estimator's gradient, against the exact
+    gradient of its target, as K varies: an oracle for machines small enough to enumerate.
+
+    For each estimator and K, ``num_draws`` independent gradient estimates at
+    ``params`` on the batch ``u`` (one compiled, vmapped call) are compared with
+    the exact gradient of the batch mean of the estimator's target, found by
+    enumerating the hidden configurations (:mod:`wsjax.exact`):
+
+    * ``"rws"`` (wake phases, insomnia 1: :func:`wsjax.reweighted.rws_grads`): the
+      K -> infinity targets, :math:`\nabla_\theta \log p(u)` for the generative
+      half and :math:`-\nabla_\phi \mathrm{KL}(P(h|u) \,\|\, Q(h|u))` for the
+      recognition half; RWS is biased for both at finite K, less so as K grows.
+    * ``"vimco"`` (:func:`wsjax.estimators.vimco_grads`, K >= 2; K = 1 is
+      skipped): the gradient of the K-sample bound :math:`\mathcal{L}_K`
+      (:func:`wsjax.exact.exact_iw_bound`), for which it is unbiased; where the
+      multisets of K configurations number more than
+      :data:`wsjax.exact.MAX_MULTISETS` the target is not computed (bias and
+      cosine NaN; variance and SNR need no target).
+    * ``"nvil"`` (:func:`wsjax.estimators.nvil_grads`, one sample: measured once,
+      at K = 1, whatever ``num_samples_list``): the gradient of the ELBO. The
+      baseline and statistics are those in ``params["baseline"]`` (a trained NVIL
+      state's params) or else where their own updates settle on this batch: the
+      linear baseline fitted by least squares to the exact ELBO of each example,
+      the running mean and variance at the mean and expected batch variance of
+      :math:`l - b(u)`. Each draw then takes one update of the statistics with
+      ``signal_decay``, as a step would. The recognition half is unbiased up to
+      the normalisation's factor, so its cosine, not its bias, says whether it
+      points the right way.
+
+    Rainforth et al. (2018) found that tighter bounds (larger K) can lower the
+    signal-to-noise ratio of the recognition model's gradient while raising the
+    generative model's; the rows tell, for a given machine, what each estimator does.
+
+    Args:
+      key: PRNG key; draw i of every estimator and K uses ``split(key, num_draws)[i]``.
+      params: the machine (few hidden units: it is enumerated), perhaps with an
+        NVIL baseline.
+      u: a batch of 0/1 data [batch, n_visible] (checked).
+      estimators: names from :data:`ESTIMATORS`.
+      num_samples_list: the values of K (positive ints).
+      num_draws: gradient estimates per estimator and K (at least 2).
+      signal_decay: NVIL's decay of its running statistics.
+      logits_fn: the conditional, as everywhere in the kit.
+
+    Returns:
+      A list of :class:`GradientQuality`, for each estimator (in the order given), each
+      K (ascending) and each half (generative first).
+
+    Raises:
+      ValueError: for an unknown estimator, a K or ``num_draws`` out of range, or a
+        machine too large to enumerate.
+
+    References:
+      Rainforth, Kosiorek, Le, Maddison, Igl, Wood & Teh (2018), Tighter variational
+      bounds are not necessarily better. ICML.
+    """
+    unknown = sorted(set(estimators) - set(ESTIMATORS))
+    if unknown:
+        raise ValueError(f"unknown estimators {unknown}; known: {list(ESTIMATORS)}")
+    ks = sorted({check_positive_int(k, "num_samples") for k in num_samples_list})
+    num_draws = check_positive_int(num_draws, "num_draws")
+    if num_draws < 2:
+        raise ValueError(f"num_draws must be at least 2 (a variance), got {num_draws}")
+    u = jnp.asarray(validate_binary(u, "u", layer_sizes(params, logits_fn)[0]))
+    machine = _machine(params)
+    keys = jax.random.split(key, num_draws)
+    num_configs = 2 ** sum(layer_sizes(params, logits_fn)[1:])
+    rows = []
+    for name in estimators:
+        if name == "rws":
+            target = _RWS_TARGETS(machine, u, logits_fn)
+            for k in ks:
+                rows += _quality(name, k, _draws(_rws_draw, keys, machine, u, k, logits_fn),
+                                 target)
+        elif name == "vimco":
+            for k in (k for k in ks if k >= 2):
+                target = None
+                if num_multisets(num_configs, k) <= MAX_MULTISETS:
+                    target = _IW_BOUND_GRAD(machine, u, k, logits_fn)
+                rows += _quality(name, k, _draws(_vimco_draw, keys, machine, u, k, logits_fn),
+                                 target)
+        else:
+            baseline = (params["baseline"] if "baseline" in params else
+                        _SETTLED_BASELINE(machine, u, logits_fn))
+            target = _ELBO_GRAD(machine, u, logits_fn)
+            draws = _draws(_nvil_draw, keys, {**machine, "baseline": baseline}, u,
+                           signal_decay, logits_fn)
+            rows += _quality(name, 1, draws, target)
+    return rows
+
+
+def _mean_iw_bound(params, u, num_samples, logits_fn):
+    return jnp.mean(exact_iw_bound.uncompiled(params, u, num_samples, logits_fn))
+
+
+def _mean_elbo(params, u, logits_fn):
+    return jnp.mean(exact_elbo.uncompiled(params, u, logits_fn))
+
+
+def _rws_draw(key, params, u, num_samples, logits_fn):
+    grads = rws_grads(key, params, u, num_samples, logits_fn=logits_fn)[0]  # insomnia 1
+    return jax.tree.map(jnp.negative, grads)
+
+
+def _vimco_draw(key, params, u, num_samples, logits_fn):
+    return jax.tree.map(jnp.negative, vimco_grads(key, params, u, num_samples, logits_fn)[0])
+
+
+def _nvil_draw(key, params, u, signal_decay, logits_fn):
+    grads = _machine(nvil_grads(key, params, u, signal_decay, logits_fn)[0])
+    return jax.tree.map(jnp.negative, grads)
+
+
+def _draws(draw, keys, params, u, setting, logits_fn):
+    """``draw(key, params, u, setting, logits_fn)`` for every key: one compiled, vmapped call."""
+    return _MANY[draw](keys, params, u, setting, logits_fn)
+
+
+# Compiled once per shape and static setting, so that a repeated call compiles nothing.
+_MANY = {draw: jax.jit(jax.vmap(draw, in_axes=(0, None, None, None, None)),
+                       static_argnums=(3, 4)) for draw in (_rws_draw, _vimco_draw, _nvil_draw)}
+_RWS_TARGETS = jax.jit(_rws_targets, static_argnums=2)
+_IW_BOUND_GRAD = jax.jit(jax.grad(_mean_iw_bound), static_argnums=(2, 3))
+_ELBO_GRAD = jax.jit(jax.grad(_mean_elbo), static_argnums=2)
+_SETTLED_BASELINE = jax.jit(_settled_baseline, static_argnums=2)

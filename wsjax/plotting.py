@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_image_grid", "plot_curves", "plot_final_vs_axis"]
+__all__ = ["plot_image_grid", "plot_curves", "plot_final_vs_axis", "plot_gradient_snr"]
 
 
 def _pyplot():
@@ -145,5 +145,36 @@ def plot_final_vs_axis(result, metric, axis, path=None, title=""):
     if final.shape[1] <= 12:
         ax.legend(fontsize=7)
     ax.set_title(title or f"final {metric} over {shape[-1]} seeds", fontsize=9)
+    fig.tight_layout()
+    return _finish(plt, fig, path)
+
+
+def plot_gradient_snr(rows, path=None, title=""):
+    """Gradient signal-to-noise ratio against K, one panel per half, one line per estimator.
+
+    Args:
+      rows: :class:`wsjax.evaluation.GradientQuality` rows (or dicts with their fields), as
+        :func:`wsjax.evaluation.gradient_quality` returns them. An estimator measured at one
+        K only (NVIL) is drawn as a point.
+    """
+    plt = _pyplot()
+    rows = [r if isinstance(r, dict) else r._asdict() for r in rows]
+    halves = list(dict.fromkeys(r["half"] for r in rows))
+    estimators = list(dict.fromkeys(r["estimator"] for r in rows))
+    fig, axes = plt.subplots(1, len(halves), figsize=(4.2 * len(halves), 3.6), squeeze=False)
+    for ax, half in zip(axes[0], halves):
+        for name in estimators:
+            mine = sorted((r["num_samples"], r["snr"]) for r in rows
+                          if r["estimator"] == name and r["half"] == half)
+            ks, snr = zip(*mine)
+            ax.plot(ks, snr, "o-" if len(ks) > 1 else "s", label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("K (samples per example)")
+        ax.set_ylabel("mean |E[g]| / std[g] per parameter")
+        ax.set_title(f"{half} half", fontsize=9)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _finish(plt, fig, path)
