@@ -391,6 +391,14 @@ def test_a_bundle_runs_in_make_train_and_sweep(name):
     assert metrics["kl_bits"].shape == (grid, 2, 2)
     chex.assert_tree_all_finite(metrics)
     assert int(states.step[0, 0]) == 4
+    if name == "nvil":  # its baseline and statistics are carried in the state: a run stopped
+        # after each evaluation and resumed is the run swept (up to the programs' rounding)
+        hp = jax.tree.map(lambda x: x[-1], points)
+        state = trainer.init(keys[1], hp)
+        for _ in range(2):
+            state, _ = trainer.run(keys[1], state)
+        chex.assert_trees_all_close(state, jax.tree.map(lambda x: x[-1, 1], states), atol=1e-6,
+                                    rtol=0)
     info_fields = {"vimco": wsjax.VIMCOInfo, "nvil": wsjax.NVILInfo}[name]._fields
     assert set(info_fields) <= set(metrics)
 
