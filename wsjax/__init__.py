@@ -2,12 +2,13 @@
 
 The top level holds what a user needs; helpers stay in their modules
 (``wsjax.model``, ``wsjax.phases``, ``wsjax.reweighted``, ``wsjax.objectives``,
-``wsjax.exact``, ``wsjax.algorithms``, ``wsjax.train``, ``wsjax.runner``,
-``wsjax.evaluation``, ``wsjax.data``, ``wsjax.loaders``, ``wsjax.tasks``,
-``wsjax.plotting``, and ``wsjax.modules``: flax.nnx modules, imported on demand).
+``wsjax.exact``, ``wsjax.algorithms``, ``wsjax.train``, ``wsjax.layout``,
+``wsjax.runner``, ``wsjax.checkpoint``, ``wsjax.results``, ``wsjax.evaluation``,
+``wsjax.data``, ``wsjax.loaders``, ``wsjax.tasks``, ``wsjax.plotting``, and
+``wsjax.modules``: flax.nnx modules, imported on demand).
 """
 
-from wsjax import data, evaluation, loaders, plotting, runner, tasks
+from wsjax import data, evaluation, layout, loaders, plotting, results, runner, tasks
 from wsjax.algorithms import Algorithm, State, WakeSleepInfo, rws, wake_sleep
 from wsjax.data import validate_binary
 from wsjax.exact import exact_kl_bits, exact_log_prob
@@ -41,5 +42,5 @@ __all__ = [
     # Data.
     "validate_binary",
     # Modules.
-    "data", "evaluation", "loaders", "plotting", "runner", "tasks",
+    "data", "evaluation", "layout", "loaders", "plotting", "results", "runner", "tasks",
 ]
