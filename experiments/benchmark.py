@@ -22,7 +22,10 @@ run.
   (``wsjax.wake_step`` + ``wsjax.sleep_step``, ``wsjax.rws_step``) and
   "bundle" (``wsjax.wake_sleep(optax.sgd)`` / ``wsjax.rws(optax.sgd, 5)``: ``algo.step`` on a
   ``State``). RWS runs at insomnia 1 (the contract step's default: the recognition half learns
-  from the weighted wake samples); the minimal RWS therefore draws no dreams.
+  from the weighted wake samples); the minimal RWS therefore draws no dreams. --insomnia sets
+  the contract's and the bundle's insomnia (0: no wake-phase recognition gradient, the dreams
+  of the sleep phase instead); the minimal RWS stays at 1, so its ratios then compare unlike
+  work.
   Every timing is the median of --rounds interleaved rounds after a warm-up call (compilation
   never timed); in each round a program runs enough calls in a row to last --min_seconds (a
   16-8-1 scan of 100 steps takes ~20 ms, too short to time alone on a busy machine), and the
@@ -54,6 +57,8 @@ flags.DEFINE_list("sizes", ["16-8-1", "784-200", "784-200-200"], "Machines, as n
 flags.DEFINE_list("algorithms", ["wake_sleep", "rws"], "wake_sleep and/or rws (K=5).")
 flags.DEFINE_integer("batch_size", 100, "Examples per step.")
 flags.DEFINE_integer("num_samples", 5, "K of RWS.")
+flags.DEFINE_float("insomnia", 1.0, "Insomnia of the contract and bundle RWS steps (the minimal "
+                  "RWS is at 1).")
 flags.DEFINE_integer("scan_steps", 100, "Steps per timed lax.scan.")
 flags.DEFINE_integer("num_seeds", 8, "Runs of the vmapped sweep.")
 flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds (the median is reported).")
@@ -158,7 +163,7 @@ def minimal_rws(key, params, u, rate, num_samples):
 # ---------------------------------------------------------------------------------------------
 # The steps every implementation offers: (key, carry, u) -> carry, with an init from params.
 
-def implementations(algorithm, num_samples):
+def implementations(algorithm, num_samples, insomnia=1.0):
     """name -> (init(params) -> carry, step(key, carry, u) -> carry, params(carry))."""
     ident = lambda p: p
     if algorithm == "wake_sleep":
@@ -170,10 +175,12 @@ def implementations(algorithm, num_samples):
         minimal = lambda key, p, u: minimal_wake_sleep(key, p, u, LEARNING_RATE)
     else:
         def contract(key, p, u):
-            return wsjax.rws_step.uncompiled(key, p, u, LEARNING_RATE, num_samples)
+            return wsjax.rws_step.uncompiled(key, p, u, LEARNING_RATE, num_samples,
+                                             insomnia=insomnia)
         algo = wsjax.rws(optax.sgd, num_samples)
         minimal = lambda key, p, u: minimal_rws(key, p, u, LEARNING_RATE, num_samples)
-    hyperparams = algo.default_hyperparams(learning_rate=LEARNING_RATE)
+    extra = dict(insomnia=insomnia) if algorithm == "rws" else {}
+    hyperparams = algo.default_hyperparams(learning_rate=LEARNING_RATE, **extra)
     return {
         "minimal": (ident, minimal, ident),
         "contract": (ident, contract, ident),
@@ -275,7 +282,7 @@ def _with_ceiling(programs, rounds, min_seconds, size):
 
 
 def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds,
-            min_seconds=0.0, ceiling_size=1024):
+            min_seconds=0.0, ceiling_size=1024, insomnia=1.0):
     """Rows of figures for one machine and algorithm, every implementation in the same rounds.
 
     The square-matmul ceiling (``ceiling_size``^3) is timed in the same rounds too: this
@@ -285,7 +292,7 @@ def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds,
     params = wsjax.init(jax.random.key(0), sizes, init_scale=0.1)
     data = (jax.random.uniform(jax.random.key(1), (scan_steps, batch, sizes[0])) < 0.3
             ).astype(jnp.float32)
-    impls = implementations(algorithm, num_samples)
+    impls = implementations(algorithm, num_samples, insomnia)
     programs, compile_s, memory = {}, {}, {}
     for name, (init, step, _) in impls.items():
         def run(key, carry, step=step):
@@ -315,6 +322,7 @@ def measure(sizes, algorithm, batch, num_samples, scan_steps, num_seeds, rounds,
         gflops = flops * scan_steps / med["scan"] / 1e9
         row = dict(size="-".join(map(str, sizes)), algorithm=algorithm, implementation=name,
                    batch=batch, num_samples=num_samples if algorithm == "rws" else None,
+                   insomnia=insomnia if algorithm == "rws" else None,
                    scan_steps_per_s=scan_steps / med["scan"],
                    per_step_jit_steps_per_s=scan_steps / med["per_step"],
                    sweep_steps_per_s=num_seeds * scan_steps / med["sweep"],
@@ -447,7 +455,7 @@ def steps_suite():
         for algorithm in FLAGS.algorithms:
             measured = measure(s, algorithm, FLAGS.batch_size, FLAGS.num_samples,
                                FLAGS.scan_steps, FLAGS.num_seeds, FLAGS.rounds,
-                               FLAGS.min_seconds, FLAGS.ceiling_size)
+                               FLAGS.min_seconds, FLAGS.ceiling_size, FLAGS.insomnia)
             for row in measured:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -476,7 +484,9 @@ def steps_suite():
           "of ceiling | compile s | sweep memory MB |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        algo = f"RWS K={r['num_samples']:d}" if r["algorithm"] == "rws" else "wake-sleep"
+        algo = (f"RWS K={r['num_samples']:d}" + (f", insomnia {r['insomnia']:g}"
+                                                  if r["insomnia"] != 1 else "")
+                if r["algorithm"] == "rws" else "wake-sleep")
         mem = "" if r["sweep_memory_bytes"] is None else f"{r['sweep_memory_bytes'] / 2**20:.1f}"
         print(f"| {r['size']} | {algo} | {r['implementation']} | {r['scan_steps_per_s']:.0f} | "
               f"{r['scan_steps_per_s_vs_minimal']:.2f} | {r['per_step_jit_steps_per_s']:.0f} | "

@@ -7,6 +7,7 @@ the output directory, sweep, write results and figures), and whatever it adds.
 
 import json
 import logging as std_logging
+import math
 import os
 import shlex
 import sys
@@ -19,7 +20,7 @@ from absl import app, flags, logging
 
 import wsjax
 from experiments import outputs
-from wsjax import evaluation, hyperparams, plotting, runner
+from wsjax import evaluation, hyperparams, layout, plotting, results, runner
 
 FLAGS = flags.FLAGS
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
@@ -86,7 +87,7 @@ def define_flags(skip=(), **defaults):
                         "Initial biases 'prior:generative:recognition'.")
     if "num_evals" not in skip:
         flags.DEFINE_integer("num_evals", d("num_evals", 10), "Evaluations (and chunks) per run.")
-    flags.DEFINE_enum("vectorize", d("vectorize", "seeds"), list(runner.VECTORIZE),
+    flags.DEFINE_enum("vectorize", d("vectorize", "seeds"), list(layout.VECTORIZE),
                       "seeds: each grid point's seeds vmapped together, the points in turn "
                       "(a run's numbers are bitwise those of the run swept alone, on any device "
                       "count); "
@@ -211,6 +212,34 @@ def _floats(name, text, sep=":"):
         return [float(v) for v in str(text).split(sep)]
     except ValueError:
         raise flags.ValidationError(f"--{name}: {text!r} is not a number") from None
+
+
+def parse_rates(specs) -> list:
+    """Parse rates given as strings: "0.1" (both halves) or "0.5:2" (generative:recognition).
+
+    Returns:
+      a list of floats and [gen, rec] pairs. 0 is allowed (it freezes a half).
+
+    Raises:
+      ValueError: for an empty list, a malformed entry, or a rate that is negative or not finite.
+    """
+    specs = list(specs)
+    if not specs:
+        raise ValueError("at least one learning rate is needed")
+    out = []
+    for spec in specs:
+        parts = str(spec).split(":")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(
+                f"learning rate {spec!r} is not a number or a 'gen:rec' pair") from None
+        if len(values) not in (1, 2):
+            raise ValueError(f"learning rate {spec!r} must be 'rate' or 'generative:recognition'")
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ValueError(f"learning rates must be finite and >= 0, got {spec!r}")
+        out.append(values[0] if len(values) == 1 else values)
+    return out
 
 
 def parse_ints(name, values, minimum=1):
@@ -367,7 +396,7 @@ def build(task, num_steps=None, eval_every=None):
                                    batch_size=FLAGS.batch_size, sampler=task.sampler,
                                    eval_every=eval_every, eval_fn=task.eval_fn)
         trainer = wsjax.make_train(config, algorithm())
-        rates = runner.parse_rates(FLAGS.learning_rates)
+        rates = parse_rates(FLAGS.learning_rates)
         start, end = layer_rates(FLAGS.layer_rate_scales)
         biases = _floats("init_biases", FLAGS.init_biases)
         if len(biases) != 3:
@@ -490,7 +519,7 @@ def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):
                               checkpoint_every=FLAGS.checkpoint_every, on_eval=on_eval)
     if not lead:
         return result, None
-    summary = runner.write_results(out, result, task.metric, extra=dict(
+    summary = results.write_results(out, result, task.metric, extra=dict(
         dataset=task.name, algorithm=algorithm_settings(),
         layer_sizes=list(trainer.config.layer_sizes), command=_command()))
     # The first axis with more than one value, unless --plot_axis names one.
@@ -503,10 +532,9 @@ def run(task, trainer, hyperparams, axes, *, extra_identity=None, on_eval=None):
     logy = task.metric == "kl_bits"
     plotting.plot_curves(result, task.metric, os.path.join(out, "curves.png"), logy=logy)
     plotting.plot_final_vs_axis(result, task.metric, axis, os.path.join(out, "final_vs_axis.png"))
-    print(runner.summary_markdown(summary), end="")
-    logging.info("%d runs in %s%s", int(np.prod(result.grid_shape)) * len(result.seeds),
-                 f"{result.seconds:.1f} s" if result.seconds is not None else
-                 f"{result.session_seconds:.1f} s this session (earlier sessions' not recorded)",
+    print(results.summary_markdown(summary), end="")
+    logging.info("%d runs in %.1f s%s", int(np.prod(result.grid_shape)) * len(result.seeds),
+                 result.seconds,
                  f" (resumed from eval {result.resumed_from})" if result.resumed_from else "")
     return result, summary
 

@@ -23,7 +23,7 @@ from absl import app, flags, logging
 
 import wsjax
 from experiments import common
-from wsjax import evaluation, plotting, runner, tasks
+from wsjax import evaluation, plotting, results, tasks
 
 flags.DEFINE_enum("dataset", "mnist", ["mnist", "digits"],
                   "mnist: --data_path files; digits: built in.")
@@ -85,7 +85,7 @@ def main(argv):
         on_batch=lambda done, total, s: logging.info("test log-likelihood: %d/%d images, %.0f s",
                                                      done, total, s))
     baseline = evaluation.factorial_baseline_nll(task.splits["train"], test)
-    points = runner.summarize(result, "test_nll")["rows"]
+    points = results.summarize(result, "test_nll")["rows"]
     epochs = config.num_steps * config.batch_size / num_train
     common.write_json("test.json", dict(
         dataset=task.name, test_examples=int(test.shape[0]),
@@ -94,7 +94,7 @@ def main(argv):
         factorial_bernoulli_test_nll=baseline,
         epochs=epochs, train_seconds=result.seconds,
         train_seconds_this_process=result.session_seconds, resumed_from_eval=result.resumed_from,
-        seconds_per_epoch=None if result.seconds is None else result.seconds / epochs))
+        seconds_per_epoch=result.seconds / epochs))
 
     out, best = FLAGS.output_dir, common.best_params(result, summary)
     dreams, _ = jax.vmap(wsjax.sample_generative, in_axes=(0, None))(

@@ -2,12 +2,13 @@
 
 The top level holds what a user needs; helpers stay in their modules
 (``wsjax.model``, ``wsjax.phases``, ``wsjax.reweighted``, ``wsjax.estimators``,
-``wsjax.objectives``, ``wsjax.exact``, ``wsjax.algorithms``, ``wsjax.train``, ``wsjax.runner``,
-``wsjax.evaluation``, ``wsjax.data``, ``wsjax.loaders``, ``wsjax.tasks``,
-``wsjax.plotting``, and ``wsjax.modules``: flax.nnx modules, imported on demand).
+``wsjax.objectives``, ``wsjax.exact``, ``wsjax.algorithms``, ``wsjax.train``, ``wsjax.layout``,
+``wsjax.runner``, ``wsjax.checkpoint``, ``wsjax.results``, ``wsjax.evaluation``,
+``wsjax.data``, ``wsjax.loaders``, ``wsjax.tasks``, ``wsjax.plotting``, and
+``wsjax.modules``: flax.nnx modules, imported on demand).
 """
 
-from wsjax import data, evaluation, loaders, plotting, runner, tasks
+from wsjax import data, evaluation, layout, loaders, plotting, results, runner, tasks
 from wsjax.algorithms import Algorithm, State, WakeSleepInfo, nvil, rws, vimco, wake_sleep
 from wsjax.data import validate_binary
 from wsjax.estimators import NVILInfo, VIMCOInfo
@@ -43,5 +44,5 @@ __all__ = [
     # Data.
     "validate_binary",
     # Modules.
-    "data", "evaluation", "loaders", "plotting", "runner", "tasks",
+    "data", "evaluation", "layout", "loaders", "plotting", "results", "runner", "tasks",
 ]

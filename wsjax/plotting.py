@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from wsjax.results import point_labels, value_label
+
 __all__ = ["plot_image_grid", "plot_curves", "plot_final_vs_axis", "plot_gradient_snr"]
 
 
@@ -75,8 +77,6 @@ def plot_image_grid(images, image_shape, path=None, title="", num_cols=None, sig
 
 def _points(result):
     """'name value, ...' for every grid point of a SweepResult, first axis slowest."""
-    from wsjax.runner import point_labels
-
     return [", ".join(f"{n} {v}" for n, v in labels.items()) or "all runs"
             for _, labels in point_labels(result)]
 
@@ -85,7 +85,7 @@ def plot_curves(result, metric, path=None, logy=False, title=""):
     """``metric`` against steps, one line per grid point: median over seeds, band 25-75%.
 
     Args:
-      result: a ``wsjax.runner.SweepResult``.
+      result: a ``wsjax.results.SweepResult``.
       metric: name of a metric in ``result.metrics`` ([*grid, seed, eval]).
     """
     plt = _pyplot()
@@ -112,11 +112,9 @@ def plot_final_vs_axis(result, metric, axis, path=None, title=""):
     other axes, the seeds as dots. The axis is drawn as categories labelled by its values.
 
     Args:
-      result: a ``wsjax.runner.SweepResult``.
+      result: a ``wsjax.results.SweepResult``.
       axis: the name of one of ``result.axes``.
     """
-    from wsjax.runner import value_label
-
     plt = _pyplot()
     names = list(result.axes)
     a = names.index(axis)

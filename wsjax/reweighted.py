@@ -64,7 +64,7 @@ from wsjax.model import (
     layer_sizes,
     particle_log_probs,
     recognition_params,
-    sample_particles,
+    sample_up,
 )
 from wsjax.phases import sleep_grads
 
@@ -169,12 +169,9 @@ def rws_losses(
     hs = tuple(hs)
     _check_samples(params, u, hs, log_w, logits_fn)
     log_p, log_q = particle_log_probs(params, u, hs, logits_fn)
-    return _weighted_losses(log_w, log_p, log_q)
+    return _weighted_loss(log_w, log_p), _weighted_loss(log_w, log_q)
 
 
-def _weighted_losses(log_w, log_p, log_q):
-    w = normalized_weights(log_w)
-    return -jnp.mean(jnp.sum(w * log_p, axis=1)), -jnp.mean(jnp.sum(w * log_q, axis=1))
 
 
 def _check_insomnia(insomnia):
@@ -202,11 +199,11 @@ def rws_grads(
 
     with :math:`\iota` = ``insomnia`` and :math:`L_{\text{sleep}}` the classic
     sleep loss on ``sleep_batch_size`` fresh dreams. At insomnia 1 no dreams are
-    drawn (a ``lax.cond`` when ``insomnia`` is traced) and ``info.sleep_loss`` is
-    NaN. Under a ``vmap`` whose runs each carry their own insomnia the cond becomes
-    a select that computes both branches: so it is in ``wsjax.runner.run_sweep``, whose
-    every run holds its hyperparameters in its state, while ``wsjax.sweep``'s
-    default layout vmaps the seeds of one grid point at one shared value.
+    drawn and ``info.sleep_loss`` is NaN; at insomnia 0 the wake-phase recognition
+    gradient is not taken. When ``insomnia`` is traced each skip is a ``lax.cond``: a
+    real branch while insomnia is one value for the whole program, a select that
+    computes both sides under a ``vmap`` that gives every run its own insomnia
+    (``wsjax.layout`` keeps hyperparameters that a block of runs shares out of the vmap).
 
     Key use: ``wake_key, sleep_key = jax.random.split(key)``; the samples are
     those of ``log_weights(wake_key, ...)`` (for K = 1, those of
@@ -244,49 +241,81 @@ def rws_grads(
     u = jnp.asarray(u, jnp.float32)
 
     wake_key, sleep_key = jax.random.split(key)
+    hs, log_w, (wake_p_loss, gen_grads), wake_q_loss, wake_q_grads = _wake_phase(
+        wake_key, params, u, num_samples, logits_fn)
 
-    def total_loss(halves):
-        # The samples and log-weights of log_weights(wake_key, ...), computed inside the
-        # differentiated function so that the backward pass reuses the forward products.
-        # L_P depends on the generative half only and L_Q on the recognition half only,
-        # so one gradient of their sum holds both.
-        hs, log_p, log_q = sample_particles(wake_key, {**params, **halves}, u, num_samples,
-                                            logits_fn)
-        log_w = jax.lax.stop_gradient(log_p - log_q)
-        losses = _weighted_losses(log_w, log_p, log_q)
-        return losses[0] + losses[1], (losses, log_w, hs)
+    def no_wake_q_grads():  # insomnia == 0: the wake-phase Q gradient would be weighted by 0
+        return jax.tree.map(jnp.zeros_like, recognition_params(params))
 
-    halves = {**generative_params(params), **recognition_params(params)}
-    wake_grads, ((wake_p_loss, wake_q_loss), log_w, hs) = jax.grad(total_loss, has_aux=True)(
-        halves)
-    gen_grads = generative_params(wake_grads)
-    wake_q_grads = recognition_params(wake_grads)
+    wake_q = _branch(insomnia == 0, no_wake_q_grads, wake_q_grads)  # the grads of L_Q
 
     def with_sleep():
         sleep_rec_grads, sleep_loss = sleep_grads(sleep_key, params, sleep_batch_size, logits_fn)
-        mixed = jax.tree.map(lambda q, s: insomnia * q + (1 - insomnia) * s, wake_q_grads,
+        mixed = jax.tree.map(lambda q, s: insomnia * q + (1 - insomnia) * s, wake_q,
                              sleep_rec_grads)
         return mixed, sleep_loss
 
     def without_sleep():  # insomnia == 1: the dreams would be weighted by 0
-        return wake_q_grads, jnp.full((), jnp.nan, jnp.result_type(wake_q_loss))
+        return wake_q, jnp.full((), jnp.nan, jnp.result_type(wake_q_loss))
 
-    if isinstance(insomnia, (int, float)) and not isinstance(insomnia, bool):
-        rec_grads, sleep_loss = without_sleep() if insomnia == 1 else with_sleep()
-    else:
-        rec_grads, sleep_loss = jax.lax.cond(jnp.asarray(insomnia) == 1, without_sleep,
-                                             with_sleep)
+    rec_grads, sleep_loss = _branch(insomnia == 1, without_sleep, with_sleep)
 
+    info = _info(log_w, wake_p_loss, wake_q_loss, sleep_loss)
+    grads = {**gen_grads, **rec_grads}
+    return (grads, info, hs) if return_samples else (grads, info)
+
+
+def _info(log_w, wake_p_loss, wake_q_loss, sleep_loss) -> RWSInfo:
     w = normalized_weights(log_w)
-    info = RWSInfo(
-        iw_bound=jnp.mean(jax.nn.logsumexp(log_w, axis=1) - math.log(num_samples)),
+    return RWSInfo(
+        iw_bound=jnp.mean(jax.nn.logsumexp(log_w, axis=1) - math.log(log_w.shape[1])),
         ess=jnp.mean(1.0 / jnp.sum(w * w, axis=1)),
         wake_p_loss=wake_p_loss,
         wake_q_loss=wake_q_loss,
         sleep_loss=sleep_loss,
     )
-    grads = {**gen_grads, **rec_grads}
-    return (grads, info, hs) if return_samples else (grads, info)
+
+
+def _wake_phase(wake_key, params, u, num_samples, logits_fn):
+    """The K samples of ``log_weights(wake_key, ...)`` and what the wake phase takes at them.
+
+    Returns:
+      (hs, log_w, (L_P, its gradient in the generative half), L_Q, a function of no
+      arguments that returns the gradient of L_Q in the recognition half). L_P depends
+      on the generative half only and L_Q on the recognition half only, so each half's
+      gradient is one pullback, taken only where it is needed (the forward products
+      that both pullbacks reuse are computed once).
+    """
+    hs = jax.lax.stop_gradient(sample_up(wake_key, params, u, logits_fn, num_samples))
+    log_probs = lambda half: particle_log_probs({**params, **half}, u, hs, logits_fn)
+    log_p, pull_p = jax.vjp(lambda gen: log_probs(gen)[0], generative_params(params))
+    log_q, pull_q = jax.vjp(lambda rec: log_probs(rec)[1], recognition_params(params))
+    log_w = jax.lax.stop_gradient(log_p - log_q)
+    wake_q_grads = lambda: _weighted_loss_grads(log_w, log_q, pull_q)[1]
+    return (hs, log_w, _weighted_loss_grads(log_w, log_p, pull_p), _weighted_loss(log_w, log_q),
+            wake_q_grads)
+
+
+def _weighted_loss(log_w, log_x):
+    """-(1/B) sum_b sum_k w~_bk log_x_bk: L_P for log_x = log P, L_Q for log_x = log Q."""
+    return -jnp.mean(jnp.sum(normalized_weights(log_w) * log_x, axis=1))
+
+
+def _weighted_loss_grads(log_w, log_x, pullback):
+    """(loss, grads): the weighted loss of ``log_x`` and its gradient in the params that
+    ``pullback`` (the vjp of ``log_x``) maps cotangents back to."""
+    loss, pull_loss = jax.vjp(lambda x: _weighted_loss(log_w, x), log_x)
+    (grads,) = pullback(*pull_loss(jnp.ones_like(loss)))
+    return loss, grads
+
+
+def _branch(pred, if_true, if_false):
+    """``if_true()`` if ``pred`` else ``if_false()``: a Python ``if`` for a concrete ``pred``,
+    a ``lax.cond`` (a real branch, unless a vmap batches ``pred``) for a traced one."""
+    if isinstance(pred, (bool, np.bool_)):
+        return if_true() if pred else if_false()
+    return jax.lax.cond(pred, if_true, if_false)
+
 
 
 @public(static_argnames=("num_samples", "sleep_batch_size", "logits_fn"), data=("u",),

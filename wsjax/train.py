@@ -8,8 +8,8 @@ inside the program by ``config.sampler``, and returns the final
 ``hyperparams`` is one dict of arrays: the algorithm's (see
 :mod:`wsjax.algorithms`) plus the initialisation's (``init_scale``,
 ``prior_bias``, ``generative_bias``, ``recognition_bias``), all traced, so
-:func:`grid` and :func:`sweep` run any grid of them x seeds as one
-``jit(vmap(vmap(train)))``.
+:func:`grid` and :func:`sweep` run any grid of them x seeds as one compiled
+program (blocks of vmapped runs, laid out by :mod:`wsjax.layout`).
 
 Key use: a run's key is split once into ``key_init, key_steps, key_eval``;
 step t draws its batch and its algorithm step from ``fold_in(key_steps, t)``
@@ -21,6 +21,7 @@ runs share the program).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -30,13 +31,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsjax import hyperparams as hyperparams_lib
+from wsjax import layout as layout_lib
 from wsjax._api import check_positive_int, entry_point, is_traced
 from wsjax.algorithms import Algorithm, State
 from wsjax.data import validate_binary
 from wsjax.model import check_layer_sizes, init
 
 __all__ = ["TrainConfig", "Trainer", "make_train", "check_config", "grid", "axis_values", "sweep",
-           "scan_steps"]
+           "scan_steps", "run_axes"]
 
 Sampler = Callable[[jax.Array, int, Any], jax.Array]
 """(key, batch_size, data) -> [batch_size, n_visible] 0/1 batch, e.g.
@@ -200,23 +202,24 @@ def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
         if isinstance(arguments.get("hyperparams"), Mapping):
             hyperparams_lib.check(arguments["hyperparams"], num_layers)
 
-    def public(fn, doc):
-        return entry_point(fn, check=check, name=fn.__name__.removesuffix("_fn"), doc=doc)
+    def public(fn):
+        name = fn.__name__.removesuffix("_fn")
+        return entry_point(fn, check=check, name=name, doc=_TRAINER_DOCS[name])
 
-    return Trainer(
-        public(init_fn, "(key, hyperparams) -> State at step 0, with fresh params."),
-        public(step_fn, "(key, state, data=None) -> (state, info): one step of the run "
-                        "whose key is ``key``."),
-        public(run_steps, "(key, state, data=None) -> (state, metrics): eval_every steps, "
-                          "the means of their infos and the step count in metrics."),
-        public(evaluate_fn, "(key, state, data=None) -> dict of the eval_fn's metrics after "
-                            "the state's step."),
-        public(run_fn, "(key, state, data=None) -> (state, metrics): eval_every steps, then "
-                       "the evaluation."),
-        public(train_fn, "(key, hyperparams, data=None) -> (state, metrics): a whole run, "
-                         "each metric [num_steps // eval_every]."),
-        default_hyperparams, config, algorithm)
+    return Trainer(public(init_fn), public(step_fn), public(run_steps), public(evaluate_fn),
+                   public(run_fn), public(train_fn), default_hyperparams, config, algorithm)
 
+
+_TRAINER_DOCS = {
+    "init": "(key, hyperparams) -> State at step 0, with fresh params.",
+    "step": "(key, state, data=None) -> (state, info): one step of the run whose key is ``key``.",
+    "run_steps": "(key, state, data=None) -> (state, metrics): eval_every steps, the means of "
+                 "their infos and the step count in metrics.",
+    "evaluate": "(key, state, data=None) -> dict of the eval_fn's metrics after the state's step.",
+    "run": "(key, state, data=None) -> (state, metrics): eval_every steps, then the evaluation.",
+    "train": "(key, hyperparams, data=None) -> (state, metrics): a whole run, each metric "
+             "[num_steps // eval_every].",
+}
 
 def scan_steps(step: Callable, state, num_steps: int):
     """Run ``step: state -> (state, info)`` ``num_steps`` times in a ``lax.scan``.
@@ -345,34 +348,50 @@ def sweep(trainer: Trainer, vectorize: str = "seeds") -> Callable:
     Args:
       trainer: from :func:`make_train`.
       vectorize: ``"seeds"`` (default): the S seeds of a grid point are vmapped
-        together and the points run in turn (``lax.map``), so every run computes
-        the same program whatever the grid, and a grid point gives bitwise the
+        together and the points run in turn, so a grid point gives bitwise the
         numbers of the same run swept alone. ``"runs"``: all G x S runs are vmapped
-        along one axis (run g * S + s), faster for small models; XLA on CPU picks
-        its reduction code from the whole shape, so a run's last bits then depend
-        on how many runs share the program. :mod:`wsjax.runner` lays runs out the
-        same two ways.
+        together, faster for small models, a run's last bits depending on how many
+        runs share the program. The layouts, and which hyperparameters stay
+        unbatched in each, are those of ``wsjax.runner.run_sweep``
+        (:mod:`wsjax.layout` explains them).
 
     Reuse the returned function: calling it again with values of the same shapes
-    does not recompile.
+    does not recompile (in the runs layout, as long as the same hyperparameters are
+    swept: a hyperparameter with one value at every point is compiled as shared).
 
     Raises (when the returned function is called):
       ValueError: if ``keys`` is one key rather than a batch of keys, or
         ``hyperparams`` is not a grid (a leaf without the leading axis of points).
     """
-    if vectorize not in ("seeds", "runs"):
-        raise ValueError(f"vectorize must be 'seeds' or 'runs', got {vectorize!r}")
-    over_seeds = jax.vmap(trainer.train, in_axes=(0, None, None))
-    runs = jax.vmap(trainer.train, in_axes=(0, 0, None))
+    if vectorize not in layout_lib.VECTORIZE:
+        raise ValueError(f"vectorize must be one of {layout_lib.VECTORIZE}, got {vectorize!r}")
 
-    def program(keys, hyperparams, data=None):
+    @functools.partial(jax.jit, static_argnames=("layout",))
+    def program(keys, hyperparams, data, layout):
+        hp_axes, s_axes = run_axes(trainer, hyperparams, layout)
+        train = jax.vmap(trainer.train, in_axes=(0, hp_axes, None), out_axes=(s_axes, 0))
+        runs = layout_lib.run_inputs(keys, hyperparams)
+        blocks = layout_lib.to_blocks(runs, (0, hp_axes), layout)
+        out = layout_lib.map_blocks(lambda block, data: train(*block, data), blocks, data)
+        out = layout_lib.from_blocks(out, (s_axes, 0), layout)
+        return jax.tree.map(lambda x: x.reshape(layout.num_points, layout.num_seeds,
+                                                *x.shape[1:]), out)
+
+    def call(keys, hyperparams, data=None):
         _check_sweep_inputs(keys, hyperparams)
-        if vectorize == "seeds":
-            return jax.lax.map(lambda hp: over_seeds(keys, hp, data), hyperparams)
-        num_seeds = keys.shape[0]
-        num_points = jax.tree.leaves(hyperparams)[0].shape[0]
-        run_hp = jax.tree.map(lambda x: jnp.repeat(x, num_seeds, axis=0), hyperparams)
-        out = runs(jnp.tile(keys, num_points), run_hp, data)
-        return jax.tree.map(lambda x: x.reshape(num_points, num_seeds, *x.shape[1:]), out)
+        layout = layout_lib.make_layout(hyperparams, jnp.shape(keys)[0], 1, vectorize)
+        return program(keys, hyperparams, data, layout=layout)
 
-    return jax.jit(program)
+    call._cache_size = program._cache_size
+    return call
+
+
+def run_axes(trainer: Trainer, points: dict, layout: layout_lib.Layout):
+    """vmap axes (0 or None per leaf) of a run's hyperparameters and of its State under
+    ``layout``, for a grid ``points`` (leaves [G, ...]); nothing is computed."""
+    point = jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x)[1:], jnp.result_type(x)),
+                         points)
+    state = jax.eval_shape(trainer.init, jax.ShapeDtypeStruct((), jax.random.key(0).dtype),
+                           point)
+    return (layout_lib.hyperparam_axes(points, layout),
+            layout_lib.state_axes(state, layout))
