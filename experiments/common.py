@@ -24,6 +24,7 @@ from wsjax import evaluation, hyperparams, layout, plotting, results, runner
 
 FLAGS = flags.FLAGS
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
+ALGORITHMS = ("wake_sleep", "rws", "vimco", "nvil")
 # Flags that do not change the numbers a run produces.
 NOT_IDENTITY = ("output_dir", "overwrite", "coordinator_address", "num_processes", "process_id",
                 "join_timeout", "checkpoint_every", "plot_axis", "cpu_devices")
@@ -46,8 +47,9 @@ def define_flags(skip=(), **defaults):
       skip: names of shared flags this experiment replaces with its own.
     """
     d = lambda name, value: defaults.pop(name, value)
-    flags.DEFINE_enum("algorithm", d("algorithm", "wake_sleep"), ["wake_sleep", "rws"],
-                      "Training algorithm.")
+    flags.DEFINE_enum("algorithm", d("algorithm", "wake_sleep"), list(ALGORITHMS),
+                      "Training algorithm: wake_sleep (Hinton et al. 1995), rws (reweighted "
+                      "wake-sleep), vimco (Mnih & Rezende 2016) or nvil (Mnih & Gregor 2014).")
     flags.DEFINE_enum("optimizer", d("optimizer", "sgd"), list(OPTIMIZERS),
                       "optax optimizer (sgd: the delta rules).")
     flags.DEFINE_bool("sequential", d("sequential", False),
@@ -75,7 +77,7 @@ def define_flags(skip=(), **defaults):
                               f"{row.help} One value, or one per layer of conditionals."
                               + PER_LAYER_DEFAULTS)
         else:
-            readers = "" if set(row.readers) == {"wake_sleep", "rws"} else (
+            readers = "" if set(ALGORITHMS) <= set(row.readers) else (
                 ", ".join(row.readers) + ": ")
             flags.DEFINE_float(row.name, d(row.name, row.default), readers + row.help)
     flags.DEFINE_list("layer_rate_scales", d("layer_rate_scales", ["1"]),
@@ -346,20 +348,29 @@ def algorithm():
             f"--sleep_batch_size must be >= 0, got {FLAGS.sleep_batch_size}")
     sleep_batch = FLAGS.sleep_batch_size or None
     optimizer = OPTIMIZERS[FLAGS.optimizer]
+    if FLAGS.sequential and FLAGS.algorithm != "wake_sleep":
+        raise flags.ValidationError("--sequential applies to --algorithm=wake_sleep only")
     if FLAGS.algorithm == "rws":
-        if FLAGS.sequential:
-            raise flags.ValidationError("--sequential applies to --algorithm=wake_sleep only")
         return wsjax.rws(optimizer, FLAGS.num_samples, sleep_batch_size=sleep_batch)
+    if FLAGS.algorithm == "vimco":
+        if FLAGS.num_samples < 2:
+            raise flags.ValidationError(
+                f"--algorithm=vimco needs --num_samples >= 2 (its leave-one-out baselines), "
+                f"got {FLAGS.num_samples}")
+        return wsjax.vimco(optimizer, FLAGS.num_samples)
+    if FLAGS.algorithm == "nvil":
+        return wsjax.nvil(optimizer)
     return wsjax.wake_sleep(optimizer, sequential=FLAGS.sequential, sleep_batch_size=sleep_batch)
 
 
 def algorithm_settings():
     """The static settings of the algorithm, as they change its numbers (for the run's identity)."""
-    out = dict(name=FLAGS.algorithm, optimizer=FLAGS.optimizer,
-               sleep_batch_size=FLAGS.sleep_batch_size or FLAGS.batch_size)
-    if FLAGS.algorithm == "rws":
+    out = dict(name=FLAGS.algorithm, optimizer=FLAGS.optimizer)
+    if FLAGS.algorithm in ("wake_sleep", "rws"):
+        out["sleep_batch_size"] = FLAGS.sleep_batch_size or FLAGS.batch_size
+    if FLAGS.algorithm in ("rws", "vimco"):
         out["num_samples"] = FLAGS.num_samples
-    else:
+    if FLAGS.algorithm == "wake_sleep":
         out["sequential"] = FLAGS.sequential
     return out
 

@@ -120,6 +120,8 @@ def test_bars_flagfile_reproduces_the_run_through_ctrl_c_and_resume(bars_run, ru
     ("--optimizer=sgd --grid=optimizer.b1=0.8,0.9",
      "optimizer keyword 'b1' is not a parameter of optax.sgd"),
     ("--grid=activity_weight=1:2:3,0", "activity_weight"),  # 3 values for 2 layers
+    ("--algorithm=vimco --num_samples=1", "vimco needs --num_samples >= 2"),
+    ("--algorithm=nvil --grid=insomnia=0,1", "unknown hyperparameter 'insomnia'"),
     # Another depth: the per-layer defaults (init_scale 0,1; layer_rate_scales 1,0.01:10) are
     # spread to it, and what is refused is what the exact KL cannot enumerate.
     ("--layer_sizes=16,8,8,8,8", "2**32 hidden configurations (layer_sizes (16, 8, 8, 8, 8)); "
