@@ -28,8 +28,8 @@ ALGORITHMS = ("wake_sleep", "rws", "vimco", "nvil")
 # Flags that do not change the numbers a run produces.
 NOT_IDENTITY = ("output_dir", "overwrite", "coordinator_address", "num_processes", "process_id",
                 "join_timeout", "checkpoint_every", "plot_axis", "cpu_devices")
-TABLE_FLAGS = ("insomnia", "lr_decay", "activity_weight", "activity_floor", "activity_ceiling",
-               "init_scale")
+TABLE_FLAGS = ("insomnia", "defensive", "lr_decay", "activity_weight", "activity_floor",
+               "activity_ceiling", "init_scale")
 """Hyperparameters that are flags of their own, named, described and defaulted by their row of
 wsjax.hyperparams.TABLE (the rest enter as --learning_rates, --layer_rate_scales, --init_biases
 and --num_steps, or through --grid)."""
@@ -421,7 +421,9 @@ def build(task, num_steps=None, eval_every=None):
                          recognition_bias=biases[2], activity_weight=activity,
                          activity_floor=floor, activity_ceiling=ceiling)
         if FLAGS.algorithm == "rws":
-            overrides["insomnia"] = FLAGS.insomnia
+            overrides.update(insomnia=FLAGS.insomnia, defensive=FLAGS.defensive)
+        elif FLAGS.defensive:
+            raise flags.ValidationError("--defensive applies to --algorithm=rws only")
         hyperparams = trainer.default_hyperparams(**overrides)
         jax.eval_shape(trainer.init, jax.random.key(0), hyperparams)  # every shape checked
         axes = {"learning_rate": rates, **parse_grid(FLAGS.grid)}

@@ -284,7 +284,7 @@ def test_eager_smoke():
     (lambda: wsjax.rws().default_hyperparams(learning_rate=[1.0, 2.0, 3.0]), ValueError,
      "pair"),
     (lambda: wsjax.rws().init(PARAMS, wsjax.wake_sleep().default_hyperparams()), ValueError,
-     "hyperparameters \\['insomnia'\\] are missing"),
+     "hyperparameters \\['defensive', 'insomnia'\\] are missing"),
     (lambda: wsjax.wake_sleep().init(PARAMS, wsjax.wake_sleep().default_hyperparams(
         layer_rate_start=[1.0, 1.0, 1.0])), ValueError, "layer_rate_start needs one value or 2"),
 ])

@@ -192,9 +192,11 @@ def test_a_bundle_step_checks_concrete_data(bad, message):
 
 
 def test_a_bundle_refuses_another_bundles_state_or_raw_params():
-    with pytest.raises(TypeError, match=r"not made by rws.init .*it lacks \['insomnia'\]"):
+    with pytest.raises(TypeError,
+                       match=r"not made by rws.init .*it lacks \['defensive', 'insomnia'\]"):
         RWS.step(jax.random.key(0), _state(WS), U)
-    with pytest.raises(TypeError, match=r"not made by wake_sleep.init .*it has \['insomnia'\]"):
+    with pytest.raises(TypeError,
+                       match=r"not made by wake_sleep.init .*it has \['defensive', 'insomnia'\]"):
         WS.step(jax.random.key(0), _state(RWS), U)
     with pytest.raises(TypeError, match="takes a State made by rws.init, got dict .raw params"):
         RWS.step(jax.random.key(0), PARAMS, U)

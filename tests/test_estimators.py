@@ -342,7 +342,8 @@ def test_bundles_refuse_other_states_and_bad_settings():
     with pytest.raises(TypeError, match=r"not made by nvil.init .*it lacks \['baseline_rate', "
                                         r"'signal_decay'\]"):
         nvil.step(KEY, vimco.init(PARAMS, vimco.default_hyperparams()), U)
-    with pytest.raises(TypeError, match=r"not made by vimco.init .*it has \['insomnia'\]"):
+    with pytest.raises(TypeError,
+                       match=r"not made by vimco.init .*it has \['defensive', 'insomnia'\]"):
         vimco.step(KEY, rws.init(PARAMS, rws.default_hyperparams()), U)
     with pytest.raises(ValueError, match="signal_decay must be in"):
         nvil.default_hyperparams(signal_decay=1.5)

@@ -121,6 +121,7 @@ def test_bars_flagfile_reproduces_the_run_through_ctrl_c_and_resume(bars_run, ru
      "optimizer keyword 'b1' is not a parameter of optax.sgd"),
     ("--grid=activity_weight=1:2:3,0", "activity_weight"),  # 3 values for 2 layers
     ("--algorithm=vimco --num_samples=1", "vimco needs --num_samples >= 2"),
+    ("--algorithm=wake_sleep --defensive=0.1", "--defensive applies to --algorithm=rws only"),
     ("--algorithm=nvil --grid=insomnia=0,1", "unknown hyperparameter 'insomnia'"),
     # Another depth: the per-layer defaults (init_scale 0,1; layer_rate_scales 1,0.01:10) are
     # spread to it, and what is refused is what the exact KL cannot enumerate.

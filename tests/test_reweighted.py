@@ -259,3 +259,88 @@ def test_bad_arguments_are_refused():
         rws_losses(params, u, (hs[0][:, :2],), log_w)
     with pytest.raises(ValueError, match="log_w"):
         rws_losses(params, u, hs, log_w[:1])
+
+
+# 6. Defensive importance sampling: particles from (1 - d) Q + d Uniform, weights against it.
+
+
+def _layer_configs(sizes):
+    """Every hidden configuration of a (4, 2, 2)-like machine as (h_1 [C, n_1], h_2 [C, n_2])."""
+    configs = all_binary_configs(sum(sizes[1:]))
+    out, start = [], 0
+    for n in sizes[1:]:
+        out.append(configs[:, start:start + n])
+        start += n
+    return out
+
+
+def test_the_defensive_proposal_is_the_mixture_it_samples_from():
+    from wsjax.model import log_defensive, sample_up
+
+    sizes, d, K = (4, 2, 2), 0.4, 40_000
+    params, u = random_machine(7, sizes, batch=1)
+    h1, h2 = _layer_configs(sizes)
+    hs = (h1[None], h2[None])  # [1, C, n_l]: every configuration as a "sample"
+    log_mix = log_defensive(params, u, hs, d)[0]
+    # A density: it sums to 1 over every configuration, and at d = 0 it is Q itself.
+    assert abs(float(jnp.sum(jnp.exp(log_mix))) - 1.0) < 1e-5
+    log_q = jax.vmap(lambda a, b: log_recognition(params, u[0], (a, b)))(h1, h2)
+    np.testing.assert_allclose(log_defensive(params, u, hs, 0.0)[0], log_q, rtol=1e-5)
+    # ... by hand: each layer (1 - d) Q(h_l | h_{l-1}) + d / 2^n_l.
+    q1 = jax.vmap(lambda a: log_recognition(
+        {**params, "recognition": params["recognition"][:1]}, u[0], (a,)))(h1)
+    by_hand = jnp.log((1 - d) * jnp.exp(q1) + d / 4) + jnp.log(
+        (1 - d) * jnp.exp(log_q - q1) + d / 4)
+    np.testing.assert_allclose(log_mix, by_hand, rtol=1e-5)
+    # The sampler draws from that density: frequencies within 4.5 standard errors.
+    s1, s2 = jax.jit(lambda k: sample_up(k, params, u, num_samples=K, defensive=d))(
+        jax.random.key(3))
+    index = lambda a, b: (jnp.sum(a * 2 ** jnp.arange(2), -1) + 4 * jnp.sum(
+        b * 2 ** jnp.arange(2), -1)).astype(jnp.int32)
+    freq = np.bincount(np.asarray(index(s1[0], s2[0])), minlength=16) / K
+    want = np.asarray(jnp.exp(log_mix))[np.argsort(np.asarray(index(h1, h2)))]
+    assert np.all(np.abs(freq - want) < 4.5 * np.sqrt(want * (1 - want) / K) + 1e-4)
+    # ... and it is not Q's: the uniform part puts mass where Q puts little.
+    assert np.max(np.abs(want - np.exp(np.asarray(log_q))[np.argsort(
+        np.asarray(index(h1, h2)))])) > 0.02
+
+
+def test_defensive_zero_draws_plain_rws_samples_bitwise():
+    from wsjax.model import sample_up
+
+    params, u = random_machine(8, (6, 4, 3), batch=5)
+    key = jax.random.key(4)
+    plain = jax.jit(lambda: rws_grads(key, params, u, 7, 0.5))()  # no defensive code at all
+    traced = jax.jit(lambda d: rws_grads(key, params, u, 7, 0.5, defensive=d))(0.0)
+    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(traced)):
+        np.testing.assert_array_equal(a, b)
+    mixed = sample_up(key, params, u, num_samples=7, defensive=0.5)
+    assert any(not np.array_equal(a, b) for a, b in
+               zip(mixed, sample_up(key, params, u, num_samples=7)))
+    with pytest.raises(ValueError, match=r"defensive must lie in \[0, 1\), got 1.0"):
+        rws_grads(key, params, u, 7, defensive=1.0)
+
+
+@pytest.mark.parametrize("sizes", [(5, 3), (4, 2, 2)])
+def test_defensive_rws_approaches_the_exact_gradients_with_many_samples(sizes):
+    # As K grows, the defensive estimates reach the same targets as plain RWS: the gradient
+    # of log p(u) in the generative half and of -KL(P(h|u) || Q) in the recognition half.
+    K, tol = 20_000, 0.03
+    params, u = random_machine(0, sizes, batch=3)
+    exact = jax.jit(partial(exact_gradients, sizes=sizes))(params, u)
+    from wsjax.model import particle_log_probs
+
+    @jax.jit
+    def estimates(key):
+        grads, info, hs = rws_grads(key, params, u, K, 1.0, defensive=0.6, return_samples=True)
+        # The same samples weighted by P / Q, as if they came from Q: the wrong weights.
+        log_p, log_q = particle_log_probs(params, u, hs)
+        wrong = jax.grad(lambda p: sum(rws_losses(p, u, hs, log_p - log_q)))(params)
+        return grads, info, wrong
+
+    grads, info, wrong = estimates(jax.random.PRNGKey(22))
+    assert max_abs_diff(grads, exact) < tol
+    exact_lp = float(jnp.mean(exact_log_prob(params, u)))
+    assert abs(float(info.iw_bound) - exact_lp) < 0.05
+    # The check can fail: weights against Q instead of the mixture are far off.
+    assert max_abs_diff(wrong, exact) > 1.5 * tol  # beyond tol by more than the MC error

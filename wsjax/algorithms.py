@@ -500,6 +500,7 @@ def rws(
     def step_fn(key, state, u):
         grads, info, hs = rws_grads(key, state.params, u, num_samples,
                                     state.hyperparams["insomnia"], sleep_batch_size, logits_fn,
+                                    defensive=state.hyperparams["defensive"],
                                     return_samples=True)
         activity = _activity(state.hyperparams, state.params, u, hs, logits_fn)
         grads = {**grads, **_add(recognition_params(grads), activity)}

@@ -116,6 +116,11 @@ TABLE: tuple[Hyperparameter, ...] = (
         "keeps this fraction of the old estimate and takes the rest from its batch; 1 freezes "
         "them (Mnih & Gregor 2014 use 0.8)."),
     Hyperparameter(
+        "defensive", 0.0, "in [0, 1)", _half_open_unit, SCALAR, ("rws",),
+        "Weight d of the uniform distribution in the proposal (1 - d) Q + d Uniform of each "
+        "hidden layer, the importance weights taken against that mixture (Le et al. 2019); "
+        "0 is plain RWS, and with insomnia 1 it is defensive wake-wake."),
+    Hyperparameter(
         "init_scale", 0.0, "finite and >= 0", _non_negative, PER_LAYER, ("init",),
         "Standard deviation of the initial weights of each layer of conditionals."),
     Hyperparameter(

@@ -41,6 +41,7 @@ from wsjax.layers import (
     bernoulli_sample,
     conditional,
     dense_logits,
+    draw_flat,
     init_dense,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "sample_generative",
     "particle_log_probs",
     "sample_particles",
+    "log_defensive",
     "log_prior",
     "log_generative",
     "log_joint",
@@ -336,7 +338,7 @@ def apply_rows(fn: LogitsFn, layer, x: jax.Array) -> jax.Array:
 
 def sample_up(
     key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits,
-    num_samples: int | None = None,
+    num_samples: int | None = None, *, defensive=0.0,
 ) -> tuple[jax.Array, ...]:
     """Recognition samples for a batch, bottom-up, with one key per layer.
 
@@ -346,11 +348,18 @@ def sample_up(
     samples; they share ``u``, so the first recognition conditional is evaluated once
     per example, not once per sample.
 
+    With ``defensive = d > 0`` each layer is drawn from the mixture (1 - d) Q(h_l |
+    h_{l-1}) + d Uniform(h_l): every sample's whole layer is replaced, with probability
+    d, by uniform random bits (the draws of ``fold_in(keys[l], 1)``), and the layer above
+    is conditioned on what was drawn. At d = 0 the samples are those of plain Q.
+
     Args:
       key: PRNG key.
       params: the machine.
       u: visible vectors [batch, n_visible] of 0/1.
       num_samples: K (static), or None for one sample per example.
+      defensive: d in [0, 1), the uniform's weight in each layer's proposal (may be
+        traced; a Python 0 draws nothing more).
 
     Returns:
       (h_1, ..., h_L), float 0/1 arrays [batch, n_l] (None) or [batch, K, n_l].
@@ -360,14 +369,59 @@ def sample_up(
     logits = apply_rows(conditional(logits_fn, "recognition", 0), params["recognition"][0], u)
     if num_samples is not None:  # rows b*K .. b*K + K-1 are example b's samples
         logits = jnp.repeat(logits, num_samples, axis=0)
-    rows = [bernoulli_sample(keys[0], logits)]
+    rows = [_defend(keys[0], bernoulli_sample(keys[0], logits), defensive)]
     for l in range(1, len(params["recognition"])):
         logits = apply_rows(conditional(logits_fn, "recognition", l), params["recognition"][l],
                             rows[-1])
-        rows.append(bernoulli_sample(keys[l], logits))
+        rows.append(_defend(keys[l], bernoulli_sample(keys[l], logits), defensive))
     if num_samples is None:
         return tuple(rows)
     return tuple(jnp.reshape(h, (u.shape[0], num_samples, h.shape[-1])) for h in rows)
+
+
+def _defend(key, h, defensive):
+    """Rows of ``h`` [rows, n] replaced by uniform bits with probability ``defensive``."""
+    if isinstance(defensive, (int, float)) and defensive == 0:
+        return h
+
+    def mix():
+        key_pick, key_bits = jax.random.split(jax.random.fold_in(key, 1))
+        pick = jax.random.uniform(key_pick, (h.shape[0], 1), h.dtype) < defensive
+        bits = draw_flat(lambda s: jax.random.bernoulli(key_bits, 0.5, s), h.shape)
+        return jnp.where(pick, bits.astype(h.dtype), h)
+
+    return jax.lax.cond(jnp.asarray(defensive) == 0, lambda: h, mix)
+
+
+def log_defensive(
+    params: dict, u: jax.Array, hs: Sequence[jax.Array], defensive,
+    logits_fn: LogitsFn = dense_logits,
+) -> jax.Array:
+    r"""log of the defensive proposal's density at K samples per example, [batch, K].
+
+    .. math:: \sum_l \log\big((1 - d)\, Q(h_l | h_{l-1}) + d\, 2^{-n_l}\big)
+
+    the density that :func:`sample_up` draws from with ``defensive = d``.
+
+    Args:
+      params: the machine.
+      u: data [batch, n_visible].
+      hs: (h_1 [batch, K, n_1], ..., h_L [batch, K, n_L]).
+      defensive: d in [0, 1) (may be traced).
+    """
+    u = jnp.asarray(u, jnp.float32)
+    batch, num_samples = hs[0].shape[:2]
+    rows = [jnp.reshape(h, (batch * num_samples, h.shape[-1])) for h in hs]
+    below = (jnp.repeat(u, num_samples, axis=0), *rows[:-1])
+    d = jnp.asarray(defensive, rows[0].dtype)
+    total = 0.0
+    for l, h in enumerate(rows):
+        log_q = bernoulli_log_prob(
+            apply_rows(conditional(logits_fn, "recognition", l), params["recognition"][l],
+                       below[l]), h)
+        total = total + jnp.logaddexp(jnp.log1p(-d) + log_q,
+                                      jnp.log(d) - h.shape[-1] * jnp.log(2.0))
+    return jnp.reshape(total, (batch, num_samples))
 
 
 def sample_down(

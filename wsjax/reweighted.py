@@ -62,6 +62,7 @@ from wsjax.model import (
     check_visible,
     generative_params,
     layer_sizes,
+    log_defensive,
     particle_log_probs,
     recognition_params,
     sample_up,
@@ -174,21 +175,23 @@ def rws_losses(
 
 
 
-def _check_insomnia(insomnia):
-    if np.ndim(insomnia) != 0:
-        raise ValueError(f"insomnia must be a scalar, got shape {np.shape(insomnia)}")
+def _check_weight(name, value, upper_closed=True):
+    """A concrete ``value`` checked to be a scalar in [0, 1] ([0, 1) if not upper_closed)."""
+    if np.ndim(value) != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {np.shape(value)}")
     try:
-        value = float(insomnia)
+        value = float(value)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
         return  # traced: cannot be checked here
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"insomnia must lie in [0, 1], got {value!r}")
+    if not (0.0 <= value <= 1.0 and (upper_closed or value < 1.0)):
+        raise ValueError(f"{name} must lie in [0, {'1]' if upper_closed else '1)'}, "
+                         f"got {value!r}")
 
 
 def rws_grads(
     key: jax.Array, params: dict, u: jax.Array, num_samples: int, insomnia=1.0,
     sleep_batch_size: int | None = None, logits_fn: LogitsFn = dense_logits, *,
-    return_samples: bool = False,
+    defensive=0.0, return_samples: bool = False,
 ) -> tuple:
     r"""Reweighted wake-sleep gradients for every param of the machine.
 
@@ -220,6 +223,14 @@ def rws_grads(
       sleep_batch_size: dreams per sleep phase (static; None: the batch size of u).
       logits_fn: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
+      defensive: d in [0, 1): the K samples are drawn from the defensive proposal
+        (1 - d) Q + d Uniform over each hidden layer and weighted against its density
+        (:func:`wsjax.model.log_defensive`), so that a poor recognition model cannot
+        starve the generative update (Le, Kosiorek, Siddharth, Teh & Wood 2019). The
+        updates keep their targets: the weighted gradients still estimate those of
+        log p(u) and of -KL(P(h|u) || Q), the Q update with the gradient of log Q, not
+        of the mixture. With insomnia 1 this is defensive wake-wake. 0 (default) is
+        plain RWS, drawing exactly its samples (may be traced: then a ``lax.cond``).
       return_samples: also return the K recognition samples per example the
         gradients were taken at (static; the algorithms' activity term reads them).
 
@@ -235,14 +246,15 @@ def rws_grads(
     """
     check_visible(params, u, logits_fn, batched=True)
     num_samples = check_positive_int(num_samples, "num_samples")
-    _check_insomnia(insomnia)
+    _check_weight("insomnia", insomnia)
+    _check_weight("defensive", defensive, upper_closed=False)
     sleep_batch_size = u.shape[0] if sleep_batch_size is None else check_positive_int(
         sleep_batch_size, "sleep_batch_size")
     u = jnp.asarray(u, jnp.float32)
 
     wake_key, sleep_key = jax.random.split(key)
     hs, log_w, (wake_p_loss, gen_grads), wake_q_loss, wake_q_grads = _wake_phase(
-        wake_key, params, u, num_samples, logits_fn)
+        wake_key, params, u, num_samples, logits_fn, defensive)
 
     def no_wake_q_grads():  # insomnia == 0: the wake-phase Q gradient would be weighted by 0
         return jax.tree.map(jnp.zeros_like, recognition_params(params))
@@ -276,7 +288,7 @@ def _info(log_w, wake_p_loss, wake_q_loss, sleep_loss) -> RWSInfo:
     )
 
 
-def _wake_phase(wake_key, params, u, num_samples, logits_fn):
+def _wake_phase(wake_key, params, u, num_samples, logits_fn, defensive=0.0):
     """The K samples of ``log_weights(wake_key, ...)`` and what the wake phase takes at them.
 
     Returns:
@@ -286,11 +298,17 @@ def _wake_phase(wake_key, params, u, num_samples, logits_fn):
       gradient is one pullback, taken only where it is needed (the forward products
       that both pullbacks reuse are computed once).
     """
-    hs = jax.lax.stop_gradient(sample_up(wake_key, params, u, logits_fn, num_samples))
+    hs = jax.lax.stop_gradient(sample_up(wake_key, params, u, logits_fn, num_samples,
+                                         defensive=defensive))
     log_probs = lambda half: particle_log_probs({**params, **half}, u, hs, logits_fn)
     log_p, pull_p = jax.vjp(lambda gen: log_probs(gen)[0], generative_params(params))
     log_q, pull_q = jax.vjp(lambda rec: log_probs(rec)[1], recognition_params(params))
-    log_w = jax.lax.stop_gradient(log_p - log_q)
+    if isinstance(defensive, (int, float)) and defensive == 0:
+        log_proposal = log_q
+    else:
+        log_proposal = _branch(jnp.asarray(defensive) == 0, lambda: log_q,
+                               lambda: log_defensive(params, u, hs, defensive, logits_fn))
+    log_w = jax.lax.stop_gradient(log_p - log_proposal)
     wake_q_grads = lambda: _weighted_loss_grads(log_w, log_q, pull_q)[1]
     return (hs, log_w, _weighted_loss_grads(log_w, log_p, pull_p), _weighted_loss(log_w, log_q),
             wake_q_grads)
@@ -323,6 +341,7 @@ def _branch(pred, if_true, if_false):
 def rws_step(
     key: jax.Array, params: dict, u: jax.Array, learning_rate, num_samples: int, *,
     insomnia=1.0, sleep_batch_size: int | None = None, logits_fn: LogitsFn = dense_logits,
+    defensive=0.0,
 ) -> dict:
     """One reweighted wake-sleep step: plain SGD ``params - learning_rate * grads``.
 
@@ -341,13 +360,14 @@ def rws_step(
       sleep_batch_size: dreams per sleep phase (static; None: the batch size of u).
       logits_fn: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
+      defensive: d in [0, 1), the uniform's weight in the proposal (see :func:`rws_grads`;
+        may be traced).
 
     Returns:
       New params, with the structure of ``params``.
     """
-    grads, _ = rws_grads(
-        key, params, u, num_samples, insomnia, sleep_batch_size, logits_fn
-    )
+    grads, _ = rws_grads(key, params, u, num_samples, insomnia, sleep_batch_size, logits_fn,
+                         defensive=defensive)
     halves = {**generative_params(params), **recognition_params(params)}
     stepped = jax.tree.map(lambda p, g: p - learning_rate * g, halves, grads)
     return {**params, **stepped}
