@@ -19,6 +19,34 @@ baseline does not depend on the sample it multiplies).
   input-dependent baseline, a running centring constant and a running
   variance normalisation of the learning signal.
 
+**NVIL's learning signal.** Section 3 of Mnih & Gregor (2014) reduces the
+variance of the score-function term in three ways, all kept here:
+
+1. an input-dependent baseline :math:`b(u)` (here linear in u, held in
+   ``params["baseline"]``) is subtracted from the signal;
+2. the running mean :math:`c` of :math:`l - b(u)` is subtracted too;
+3. the result is divided by :math:`\max(1, \sqrt{v})`, with :math:`v` the
+   running variance of :math:`l - b(u)`.
+
+The statistics are updated first with this batch's mean and (population)
+variance of :math:`l - b(u)`: :math:`c \leftarrow \alpha c + (1 - \alpha)
+\,\mathrm{mean}`, :math:`v \leftarrow \alpha v + (1 - \alpha)\,\mathrm{var}`,
+:math:`\alpha` = ``signal_decay``. With
+:math:`s = (l - b(u) - c) / \max(1, \sqrt{v})` the estimates are
+
+* generative half: :math:`\nabla_\theta \log P(u, h)`, unbiased for the
+  ELBO's gradient;
+* recognition half: :math:`s\, \nabla_\phi \log Q(h | u)`. The ELBO's
+  recognition gradient is :math:`\mathbb{E}_Q[l\, \nabla_\phi \log Q]` (the
+  term :math:`\mathbb{E}_Q[\nabla_\phi l] = -\mathbb{E}_Q[\nabla_\phi \log Q]`
+  is zero and is dropped), and baselines that do not depend on h leave it
+  unchanged, so with the baseline and the statistics held fixed this is
+  unbiased for that gradient divided by :math:`\max(1, \sqrt{v})`: the
+  right direction, a smaller step;
+* baseline: :math:`s\, \nabla_\psi b(u)`, the regression of :math:`b(u)`
+  onto :math:`l - c` (the gradient of :math:`-\frac{1}{2}(l - b(u) - c)^2`
+  scaled by the same normalisation, as in the paper's Algorithm 1).
+
 Both return gradients in the kit's convention: ``grads`` is *minus* the
 estimated ascent direction, so ``params - learning_rate * grads`` (what
 ``optax.sgd`` applies) climbs the objective, as for
@@ -265,33 +293,9 @@ def nvil_grads(
 
     One sample :math:`h \sim Q(\cdot | u)` per example and its learning signal
     :math:`l = \log P(u, h) - \log Q(h | u)`, whose expectation is the ELBO.
-    Section 3 of the paper reduces the variance of the score-function term in
-    three ways, all kept here:
-
-    1. an input-dependent baseline :math:`b(u)` (here linear in u, held in
-       ``params["baseline"]``) is subtracted from the signal;
-    2. the running mean :math:`c` of :math:`l - b(u)` is subtracted too;
-    3. the result is divided by :math:`\max(1, \sqrt{v})`, with :math:`v` the
-       running variance of :math:`l - b(u)`.
-
-    The statistics are updated first with this batch's mean and (population)
-    variance of :math:`l - b(u)`: :math:`c \leftarrow \alpha c + (1 - \alpha)
-    \,\mathrm{mean}`, :math:`v \leftarrow \alpha v + (1 - \alpha)\,\mathrm{var}`,
-    :math:`\alpha` = ``signal_decay``. With
-    :math:`s = (l - b(u) - c) / \max(1, \sqrt{v})` the estimates are
-
-    * generative half: :math:`\nabla_\theta \log P(u, h)`, unbiased for the
-      ELBO's gradient;
-    * recognition half: :math:`s\, \nabla_\phi \log Q(h | u)`. The ELBO's
-      recognition gradient is :math:`\mathbb{E}_Q[l\, \nabla_\phi \log Q]` (the
-      term :math:`\mathbb{E}_Q[\nabla_\phi l] = -\mathbb{E}_Q[\nabla_\phi \log Q]`
-      is zero and is dropped), and baselines that do not depend on h leave it
-      unchanged, so with the baseline and the statistics held fixed this is
-      unbiased for that gradient divided by :math:`\max(1, \sqrt{v})`: the
-      right direction, a smaller step;
-    * baseline: :math:`s\, \nabla_\psi b(u)`, the regression of :math:`b(u)`
-      onto :math:`l - c` (the gradient of :math:`-\frac{1}{2}(l - b(u) - c)^2`
-      scaled by the same normalisation, as in the paper's Algorithm 1).
+    Section 3 of the paper's three reductions of the variance (an input-dependent
+    baseline, centring and normalisation) are all kept; the module docstring gives
+    the updates and what each half estimates.
 
     Args:
       key: PRNG key; the samples are those of ``sample_up(key, params, u,

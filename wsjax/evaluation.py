@@ -1,8 +1,31 @@
-"""Evaluations of trained machines: held-out likelihood, baselines, what the top layer encodes,
+r"""Evaluations of trained machines: held-out likelihood, baselines, what the top layer encodes,
 and how good each estimator's gradient is.
 
 These run on the host around compiled pieces, and take the leading run axes
 of a sweep's params as they come (``params`` leaves of shape [..., *leaf]).
+
+The targets of :func:`gradient_quality`:
+
+* ``"rws"`` (wake phases, insomnia 1: :func:`wsjax.reweighted.rws_grads`): the
+  K -> infinity targets, :math:`\nabla_\theta \log p(u)` for the generative
+  half and :math:`-\nabla_\phi \mathrm{KL}(P(h|u) \,\|\, Q(h|u))` for the
+  recognition half; RWS is biased for both at finite K, less so as K grows.
+* ``"vimco"`` (:func:`wsjax.estimators.vimco_grads`, K >= 2; K = 1 is
+  skipped): the gradient of the K-sample bound :math:`\mathcal{L}_K`
+  (:func:`wsjax.exact.exact_iw_bound`), for which it is unbiased; where the
+  multisets of K configurations number more than
+  :data:`wsjax.exact.MAX_MULTISETS` the target is not computed (bias and
+  cosine NaN; variance and SNR need no target).
+* ``"nvil"`` (:func:`wsjax.estimators.nvil_grads`, one sample: measured once,
+  at K = 1, whatever ``num_samples_list``): the gradient of the ELBO. The
+  baseline and statistics are those in ``params["baseline"]`` (a trained NVIL
+  state's params) or else where their own updates settle on this batch: the
+  linear baseline fitted by least squares to the exact ELBO of each example,
+  the running mean and variance at the mean and expected batch variance of
+  :math:`l - b(u)`. Each draw then takes one update of the statistics with
+  ``signal_decay``, as a step would. The recognition half is unbiased up to
+  the normalisation's factor, so its cosine, not its bias, says whether it
+  points the right way.
 """
 
 from __future__ import annotations
@@ -296,26 +319,8 @@ def gradient_quality(
     the exact gradient of the batch mean of the estimator's target, found by
     enumerating the hidden configurations (:mod:`wsjax.exact`):
 
-    * ``"rws"`` (wake phases, insomnia 1: :func:`wsjax.reweighted.rws_grads`): the
-      K -> infinity targets, :math:`\nabla_\theta \log p(u)` for the generative
-      half and :math:`-\nabla_\phi \mathrm{KL}(P(h|u) \,\|\, Q(h|u))` for the
-      recognition half; RWS is biased for both at finite K, less so as K grows.
-    * ``"vimco"`` (:func:`wsjax.estimators.vimco_grads`, K >= 2; K = 1 is
-      skipped): the gradient of the K-sample bound :math:`\mathcal{L}_K`
-      (:func:`wsjax.exact.exact_iw_bound`), for which it is unbiased; where the
-      multisets of K configurations number more than
-      :data:`wsjax.exact.MAX_MULTISETS` the target is not computed (bias and
-      cosine NaN; variance and SNR need no target).
-    * ``"nvil"`` (:func:`wsjax.estimators.nvil_grads`, one sample: measured once,
-      at K = 1, whatever ``num_samples_list``): the gradient of the ELBO. The
-      baseline and statistics are those in ``params["baseline"]`` (a trained NVIL
-      state's params) or else where their own updates settle on this batch: the
-      linear baseline fitted by least squares to the exact ELBO of each example,
-      the running mean and variance at the mean and expected batch variance of
-      :math:`l - b(u)`. Each draw then takes one update of the statistics with
-      ``signal_decay``, as a step would. The recognition half is unbiased up to
-      the normalisation's factor, so its cosine, not its bias, says whether it
-      points the right way.
+    The targets of ``"rws"``, ``"vimco"`` and ``"nvil"`` are listed in the module
+    docstring.
 
     Rainforth et al. (2018) found that tighter bounds (larger K) can lower the
     signal-to-noise ratio of the recognition model's gradient while raising the

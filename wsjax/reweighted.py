@@ -39,6 +39,17 @@ and a sleep step with ``sleep_key``, both taken from the same starting params
 since XLA compiles and fuses the two programs differently.
 The wake samples are not drawn from ``key`` itself, so that no stream is used twice.
 
+**Defensive importance sampling** (Le, Kosiorek, Siddharth, Teh & Wood 2019):
+with the hyperparameter ``defensive`` = d > 0 the K samples are drawn from the
+proposal (1 - d) Q + d Uniform over each hidden layer
+(``wsjax.model.sample_up(..., defensive=d)``) and weighted against its density
+(:func:`wsjax.model.log_defensive`), so that a poor recognition model cannot
+starve the generative update. The updates keep their targets: the weighted
+gradients still estimate those of log p(u) and of -KL(P(h|u) || Q), the Q update
+with the gradient of log Q, not of the mixture. With insomnia 1 this is
+defensive wake-wake. At d = 0 the samples are exactly plain RWS's; a traced d is
+a ``lax.cond``.
+
 References:
   Bornschein & Bengio (2015), Reweighted wake-sleep. ICLR.
   Hinton, Dayan, Frey & Neal (1995), The wake-sleep algorithm for unsupervised
@@ -203,10 +214,9 @@ def rws_grads(
     with :math:`\iota` = ``insomnia`` and :math:`L_{\text{sleep}}` the classic
     sleep loss on ``sleep_batch_size`` fresh dreams. At insomnia 1 no dreams are
     drawn and ``info.sleep_loss`` is NaN; at insomnia 0 the wake-phase recognition
-    gradient is not taken. When ``insomnia`` is traced each skip is a ``lax.cond``: a
-    real branch while insomnia is one value for the whole program, a select that
-    computes both sides under a ``vmap`` that gives every run its own insomnia
-    (``wsjax.layout`` keeps hyperparameters that a block of runs shares out of the vmap).
+    gradient is not taken. A traced insomnia makes each skip a ``lax.cond``, a real
+    branch unless a ``vmap`` gives every run its own insomnia (``wsjax.layout`` keeps
+    the hyperparameters a block of runs shares out of the vmap).
 
     Key use: ``wake_key, sleep_key = jax.random.split(key)``; the samples are
     those of ``log_weights(wake_key, ...)`` (for K = 1, those of
@@ -223,14 +233,8 @@ def rws_grads(
       sleep_batch_size: dreams per sleep phase (static; None: the batch size of u).
       logits_fn: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
-      defensive: d in [0, 1): the K samples are drawn from the defensive proposal
-        (1 - d) Q + d Uniform over each hidden layer and weighted against its density
-        (:func:`wsjax.model.log_defensive`), so that a poor recognition model cannot
-        starve the generative update (Le, Kosiorek, Siddharth, Teh & Wood 2019). The
-        updates keep their targets: the weighted gradients still estimate those of
-        log p(u) and of -KL(P(h|u) || Q), the Q update with the gradient of log Q, not
-        of the mixture. With insomnia 1 this is defensive wake-wake. 0 (default) is
-        plain RWS, drawing exactly its samples (may be traced: then a ``lax.cond``).
+      defensive: d in [0, 1), the uniform's weight in the defensive proposal (see
+        the module docstring); 0 (default) is plain RWS (may be traced).
       return_samples: also return the K recognition samples per example the
         gradients were taken at (static; the algorithms' activity term reads them).
 

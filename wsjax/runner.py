@@ -30,11 +30,10 @@ from jax.sharding import Mesh
 from wsjax import checkpoint
 from wsjax import layout as layout_lib
 from wsjax._api import check_positive_int
-from wsjax.layout import VECTORIZE
 from wsjax.results import SweepResult
 from wsjax.train import Trainer, axis_values, grid, run_axes
 
-__all__ = ["SweepResult", "VECTORIZE", "run_sweep"]
+__all__ = ["SweepResult", "run_sweep"]
 
 
 def run_sweep(
