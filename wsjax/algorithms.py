@@ -55,8 +55,8 @@ from wsjax._api import check_data, check_positive_int, entry_point
 from wsjax.estimators import (
     NVILInfo,
     VIMCOInfo,
-    _check_vimco_samples,
     check_baseline,
+    check_vimco_samples,
     init_baseline,
     nvil_grads,
     vimco_grads,
@@ -554,7 +554,7 @@ def vimco(
       Mnih & Rezende (2016), Variational inference for Monte Carlo objectives. ICML.
     """
     _check_optimizer(optimizer)
-    num_samples = _check_vimco_samples(num_samples)
+    num_samples = check_vimco_samples(num_samples)
 
     def step_fn(key, state, u):
         grads, info, hs = vimco_grads(key, state.params, u, num_samples, logits_fn,

@@ -79,6 +79,7 @@ __all__ = [
     "NVILInfo",
     "leave_one_out_bounds",
     "vimco_grads",
+    "check_vimco_samples",
     "init_baseline",
     "check_baseline",
     "baseline_values",
@@ -160,7 +161,8 @@ def leave_one_out_bounds(log_w: jax.Array) -> jax.Array:
     return jnp.logaddexp(others, geometric) - math.log(num_samples)
 
 
-def _check_vimco_samples(num_samples):
+def check_vimco_samples(num_samples) -> int:
+    """``num_samples`` as an int, or a ValueError unless it is an integer >= 2 (VIMCO's K)."""
     num_samples = check_positive_int(num_samples, "num_samples")
     if num_samples < 2:
         raise ValueError(
@@ -227,7 +229,7 @@ def vimco_grads(
       Mnih & Rezende (2016), Variational inference for Monte Carlo objectives. ICML.
     """
     check_visible(params, u, logits_fn, batched=True)
-    num_samples = _check_vimco_samples(num_samples)
+    num_samples = check_vimco_samples(num_samples)
     u = jnp.asarray(u, jnp.float32)
     halves = {k: params[k] for k in ("prior", "generative", "recognition")}
 
