@@ -397,6 +397,15 @@ def _activity(hp, params, u, hs, logits_fn):
                                  zip(hp["activity_weight"], grads["recognition"]))}
 
 
+def _step_with_activity(optimizer, state, grads, u, hs, logits_fn) -> State:
+    """The next State: ``grads`` of every param, the activity term at the recognition
+    samples ``hs`` added to the recognition half, one update of the optimizer."""
+    activity = _activity(state.hyperparams, state.params, u, hs, logits_fn)
+    grads = {**grads, **_add(recognition_params(grads), activity)}
+    new_params, opt_state = _apply(optimizer, state, grads)
+    return State(new_params, opt_state, state.hyperparams, state.step + 1)
+
+
 def _add(a, b):
     return jax.tree.map(jnp.add, a, b)
 
@@ -502,10 +511,7 @@ def rws(
                                     state.hyperparams["insomnia"], sleep_batch_size, logits_fn,
                                     defensive=state.hyperparams["defensive"],
                                     return_samples=True)
-        activity = _activity(state.hyperparams, state.params, u, hs, logits_fn)
-        grads = {**grads, **_add(recognition_params(grads), activity)}
-        new_params, opt_state = _apply(optimizer, state, grads)
-        return State(new_params, opt_state, state.hyperparams, state.step + 1), info
+        return _step_with_activity(optimizer, state, grads, u, hs, logits_fn), info
 
     return _bundle("rws", optimizer, step_fn, "RWSInfo")
 
@@ -559,10 +565,7 @@ def vimco(
     def step_fn(key, state, u):
         grads, info, hs = vimco_grads(key, state.params, u, num_samples, logits_fn,
                                       return_samples=True)
-        activity = _activity(state.hyperparams, state.params, u, hs, logits_fn)
-        grads = {**grads, **_add(recognition_params(grads), activity)}
-        new_params, opt_state = _apply(optimizer, state, grads)
-        return State(new_params, opt_state, state.hyperparams, state.step + 1), info
+        return _step_with_activity(optimizer, state, grads, u, hs, logits_fn), info
 
     return _bundle("vimco", optimizer, step_fn, "VIMCOInfo")
 
