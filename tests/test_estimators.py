@@ -368,7 +368,8 @@ def test_bundles_train_every_layer_kind():
     params = wsjax.init(jax.random.key(0), SIZES, init_scale=0.5)
     params = {**params, "generative": (mlp_params, params["generative"][1])}
     fn = Conditionals(generative=(mlp_fn, dense_logits), recognition=(dense_logits, dense_logits))
-    for algo in (wsjax.vimco(optax.sgd, 2, logits_fn=fn), wsjax.nvil(optax.sgd, logits_fn=fn)):
+    for algo in (wsjax.vimco(optax.sgd, 2, conditionals=fn),
+                 wsjax.nvil(optax.sgd, conditionals=fn)):
         state = algo.init(params, algo.default_hyperparams(learning_rate=0.05))
         state, info = jax.jit(algo.step)(KEY, state, U)
         chex.assert_tree_all_finite((state, info))

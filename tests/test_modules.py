@@ -108,9 +108,9 @@ def test_a_nonlinear_machine_against_exact_enumeration(nonlinear):
     joint = jax.vmap(lambda u: jax.vmap(
         lambda h: model.log_joint(params, u, (h[:3], h[3:]), fn))(hidden))(U)
     _close(wsjax.exact_log_prob(params, U, fn), jax.nn.logsumexp(joint, axis=1), rtol=1e-5)
-    estimate = wsjax.estimate_log_prob(jax.random.key(0), params, U, 4000, logits_fn=fn)
+    estimate = wsjax.estimate_log_prob(jax.random.key(0), params, U, 4000, conditionals=fn)
     np.testing.assert_allclose(estimate, wsjax.exact_log_prob(params, U, fn), atol=0.05)
-    assert np.all(wsjax.elbo(jax.random.key(1), params, U, 4000, logits_fn=fn)
+    assert np.all(wsjax.elbo(jax.random.key(1), params, U, 4000, conditionals=fn)
                   <= wsjax.exact_log_prob(params, U, fn) + 1e-4)
 
 
@@ -119,8 +119,8 @@ def test_a_nonlinear_machine_learns_with_every_algorithm(nonlinear):
     data = wsjax.data.sample_bars(jax.random.key(0), 40, size=2, p_bar=0.4)
     data = jnp.concatenate([data, data[:, :2]], axis=1)  # 6 visible units with structure
     before = float(jnp.mean(wsjax.exact_log_prob(params, data, fn)))
-    for algo in (wsjax.wake_sleep(optax.adam, logits_fn=fn),
-                 wsjax.rws(optax.adam, 5, logits_fn=fn)):
+    for algo in (wsjax.wake_sleep(optax.adam, conditionals=fn),
+                 wsjax.rws(optax.adam, 5, conditionals=fn)):
         state = algo.init(params, algo.default_hyperparams(learning_rate=0.03))
         step = jax.jit(algo.step)
         for i, key in enumerate(jax.random.split(jax.random.key(3), 300)):
@@ -137,7 +137,7 @@ def test_one_conditional_per_layer_and_side():
     fn = Conditionals(generative=(mlp_fn, dense_logits), recognition=(dense_logits, dense_logits))
     log_p = wsjax.exact_log_prob(params, ALL_U, fn)
     assert float(jax.nn.logsumexp(log_p)) == pytest.approx(0.0, abs=1e-5)
-    new = wsjax.sleep_step(jax.random.key(1), params, 0.1, 4, logits_fn=fn)
+    new = wsjax.sleep_step(jax.random.key(1), params, 0.1, 4, conditionals=fn)
     assert jax.tree.structure(new) == jax.tree.structure(params)
     with pytest.raises(ValueError, match="names 1 generative and 2 recognition"):
         wsjax.exact_log_prob(params, U, Conditionals((mlp_fn,), (dense_logits, dense_logits)))

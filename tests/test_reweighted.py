@@ -14,11 +14,12 @@ from wsjax.phases import sleep_step, wake_samples, wake_step
 from wsjax.reweighted import normalized_weights, rws_grads, rws_losses, rws_step
 
 # Compiled once per shape: eager dispatch of these small vmapped programs is slow.
-rws_step_jit = jax.jit(rws_step, static_argnames=("num_samples", "sleep_batch_size", "logits_fn"))
-rws_grads_jit = jax.jit(rws_grads, static_argnames=("num_samples", "sleep_batch_size", "logits_fn"))
-wake_step_jit = jax.jit(wake_step, static_argnames=("logits_fn",))
-sleep_step_jit = jax.jit(sleep_step, static_argnames=("batch_size", "logits_fn"))
-log_weights_jit = jax.jit(log_weights, static_argnames=("num_samples", "logits_fn"))
+_RWS_STATIC = ("num_samples", "sleep_batch_size", "conditionals")
+rws_step_jit = jax.jit(rws_step, static_argnames=_RWS_STATIC)
+rws_grads_jit = jax.jit(rws_grads, static_argnames=_RWS_STATIC)
+wake_step_jit = jax.jit(wake_step, static_argnames=("conditionals",))
+sleep_step_jit = jax.jit(sleep_step, static_argnames=("batch_size", "conditionals"))
+log_weights_jit = jax.jit(log_weights, static_argnames=("num_samples", "conditionals"))
 
 
 def random_machine(seed, sizes, batch):

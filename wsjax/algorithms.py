@@ -12,7 +12,7 @@ algorithms::
 the step reads afresh every time, so every value in it can be traced, vmapped
 and swept in one compiled program; only what fixes shapes or program structure
 (K, the sleep batch size, sequential or simultaneous phases, the optimizer
-itself, ``logits_fn``) is an argument of the factory. Every hyperparameter, its default,
+itself, ``conditionals``) is an argument of the factory. Every hyperparameter, its default,
 its range, its shape and which algorithm reads it is a row of
 :data:`wsjax.hyperparams.TABLE`; ``optimizer`` holds the optimizer's own
 keywords (``{"b1": 0.8}`` for ``optax.adam``), numeric and so traced too.
@@ -61,7 +61,7 @@ from wsjax.estimators import (
     nvil_grads,
     vimco_grads,
 )
-from wsjax.layers import LogitsFn, dense_logits
+from wsjax.layers import SBN, Conditional
 from wsjax.model import check_structure, generative_params, layer_sizes, recognition_params
 from wsjax.phases import activity_grads, sleep_grads, wake_grads
 from wsjax.reweighted import RWSInfo, rws_grads
@@ -391,16 +391,17 @@ def _apply(optimizer, state, grads, params=None):
     return optax.apply_updates(params, updates), opt_state
 
 
-def _activity(hp, params, u, hs, logits_fn):
-    grads = activity_grads(params, u, hs, hp["activity_floor"], hp["activity_ceiling"], logits_fn)
+def _activity(hp, params, u, hs, conditionals):
+    grads = activity_grads(params, u, hs, hp["activity_floor"], hp["activity_ceiling"],
+                           conditionals)
     return {"recognition": tuple(jax.tree.map(lambda g, w=w: w * g, layer) for w, layer in
                                  zip(hp["activity_weight"], grads["recognition"]))}
 
 
-def _step_with_activity(optimizer, state, grads, u, hs, logits_fn) -> State:
+def _step_with_activity(optimizer, state, grads, u, hs, conditionals) -> State:
     """The next State: ``grads`` of every param, the activity term at the recognition
     samples ``hs`` added to the recognition half, one update of the optimizer."""
-    activity = _activity(state.hyperparams, state.params, u, hs, logits_fn)
+    activity = _activity(state.hyperparams, state.params, u, hs, conditionals)
     grads = {**grads, **_add(recognition_params(grads), activity)}
     new_params, opt_state = _apply(optimizer, state, grads)
     return State(new_params, opt_state, state.hyperparams, state.step + 1)
@@ -412,7 +413,7 @@ def _add(a, b):
 
 def wake_sleep(
     optimizer: Optimizer = optax.sgd, *, sequential: bool = False,
-    sleep_batch_size: int | None = None, logits_fn: LogitsFn = dense_logits,
+    sleep_batch_size: int | None = None, conditionals: Conditional = SBN(),
 ) -> Algorithm:
     r"""Classic wake-sleep (Hinton et al. 1995) with any optax optimizer.
 
@@ -428,7 +429,7 @@ def wake_sleep(
         same params). True: the wake update is applied first and the sleep phase
         dreams from the updated generative model. Static.
       sleep_batch_size: dreams per sleep phase (static; None: the batch size).
-      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+      conditionals: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
 
     Returns:
@@ -452,11 +453,11 @@ def wake_sleep(
         key_wake, key_sleep = jax.random.split(key)
         params = state.params
         batch = sleep_batch_size or jnp.shape(u)[0]
-        gen_grads, wake_loss, hs = wake_grads(key_wake, params, u, logits_fn,
+        gen_grads, wake_loss, hs = wake_grads(key_wake, params, u, conditionals,
                                                 return_samples=True)
-        activity = _activity(state.hyperparams, params, u, hs, logits_fn)
+        activity = _activity(state.hyperparams, params, u, hs, conditionals)
         if not sequential:
-            rec_grads, sleep_loss = sleep_grads(key_sleep, params, batch, logits_fn)
+            rec_grads, sleep_loss = sleep_grads(key_sleep, params, batch, conditionals)
             rec_grads = _add(rec_grads, activity)
             new_params, opt_state = _apply(optimizer, state, {**gen_grads, **rec_grads})
         else:
@@ -465,7 +466,7 @@ def wake_sleep(
             zeros = jax.tree.map(jnp.zeros_like, params)
             woken, opt_wake = _apply(optimizer, state, {**zeros, **gen_grads})
             dreamer = {**params, **generative_params(woken)}
-            rec_grads, sleep_loss = sleep_grads(key_sleep, dreamer, batch, logits_fn)
+            rec_grads, sleep_loss = sleep_grads(key_sleep, dreamer, batch, conditionals)
             rec_grads = _add(rec_grads, activity)  # the wake update left recognition as it was
             slept, opt_sleep = _apply(optimizer, state, {**zeros, **rec_grads}, dreamer)
             new_params = {**dreamer, **recognition_params(slept)}
@@ -481,7 +482,7 @@ def wake_sleep(
 
 def rws(
     optimizer: Optimizer = optax.sgd, num_samples: int = 5, *,
-    sleep_batch_size: int | None = None, logits_fn: LogitsFn = dense_logits,
+    sleep_batch_size: int | None = None, conditionals: Conditional = SBN(),
 ) -> Algorithm:
     r"""Reweighted wake-sleep (Bornschein & Bengio 2015) with any optax optimizer.
 
@@ -494,7 +495,7 @@ def rws(
       optimizer: an optax alias, called as ``optimizer(learning_rate, **hyperparams["optimizer"])``.
       num_samples: K, recognition samples per example (static positive int).
       sleep_batch_size: dreams per sleep phase (static; None: the batch size).
-      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+      conditionals: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
 
     Returns:
@@ -508,17 +509,17 @@ def rws(
 
     def step_fn(key, state, u):
         grads, info, hs = rws_grads(key, state.params, u, num_samples,
-                                    state.hyperparams["insomnia"], sleep_batch_size, logits_fn,
+                                    state.hyperparams["insomnia"], sleep_batch_size, conditionals,
                                     defensive=state.hyperparams["defensive"],
                                     return_samples=True)
-        return _step_with_activity(optimizer, state, grads, u, hs, logits_fn), info
+        return _step_with_activity(optimizer, state, grads, u, hs, conditionals), info
 
     return _bundle("rws", optimizer, step_fn, "RWSInfo")
 
 
 def vimco(
     optimizer: Optimizer = optax.sgd, num_samples: int = 5, *,
-    logits_fn: LogitsFn = dense_logits,
+    conditionals: Conditional = SBN(),
 ) -> Algorithm:
     r"""VIMCO (Mnih & Rezende 2016) with any optax optimizer.
 
@@ -535,7 +536,7 @@ def vimco(
     Args:
       optimizer: an optax alias, called as ``optimizer(learning_rate, **hyperparams["optimizer"])``.
       num_samples: K >= 2, recognition samples per example (static).
-      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+      conditionals: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
 
     Returns:
@@ -563,14 +564,14 @@ def vimco(
     num_samples = check_vimco_samples(num_samples)
 
     def step_fn(key, state, u):
-        grads, info, hs = vimco_grads(key, state.params, u, num_samples, logits_fn,
+        grads, info, hs = vimco_grads(key, state.params, u, num_samples, conditionals,
                                       return_samples=True)
-        return _step_with_activity(optimizer, state, grads, u, hs, logits_fn), info
+        return _step_with_activity(optimizer, state, grads, u, hs, conditionals), info
 
     return _bundle("vimco", optimizer, step_fn, "VIMCOInfo")
 
 
-def nvil(optimizer: Optimizer = optax.sgd, *, logits_fn: LogitsFn = dense_logits) -> Algorithm:
+def nvil(optimizer: Optimizer = optax.sgd, *, conditionals: Conditional = SBN()) -> Algorithm:
     r"""NVIL (Mnih & Gregor 2014) with any optax optimizer.
 
     Both halves ascend the single-sample ELBO: each step takes
@@ -600,7 +601,7 @@ def nvil(optimizer: Optimizer = optax.sgd, *, logits_fn: LogitsFn = dense_logits
 
     Args:
       optimizer: an optax alias, called as ``optimizer(learning_rate, **hyperparams["optimizer"])``.
-      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+      conditionals: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
 
     Returns:
@@ -627,7 +628,7 @@ def nvil(optimizer: Optimizer = optax.sgd, *, logits_fn: LogitsFn = dense_logits
     _check_optimizer(optimizer)
 
     def prepare(params):
-        n_visible = layer_sizes(params, logits_fn)[0]
+        n_visible = layer_sizes(params, conditionals)[0]
         if "baseline" not in params:
             return {**params, "baseline": init_baseline(n_visible)}
         check_baseline(params, n_visible)
@@ -636,8 +637,8 @@ def nvil(optimizer: Optimizer = optax.sgd, *, logits_fn: LogitsFn = dense_logits
     def step_fn(key, state, u):
         hp = state.hyperparams
         grads, statistics, info, hs = nvil_grads(key, state.params, u, hp["signal_decay"],
-                                                 logits_fn, return_samples=True)
-        activity = _activity(hp, state.params, u, hs, logits_fn)
+                                                 conditionals, return_samples=True)
+        activity = _activity(hp, state.params, u, hs, conditionals)
         grads = {**grads, **_add(recognition_params(grads), activity)}
         new_params, opt_state = _apply(optimizer, state, grads)
         new_params = {**new_params, "baseline": {**new_params["baseline"], **statistics}}

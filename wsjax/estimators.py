@@ -71,7 +71,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsjax._api import check_positive_int
-from wsjax.layers import LogitsFn, dense_logits
+from wsjax.layers import SBN, Conditional
 from wsjax.model import check_visible, sample_particles
 
 __all__ = [
@@ -173,7 +173,7 @@ def check_vimco_samples(num_samples) -> int:
 
 def vimco_grads(
     key: jax.Array, params: dict, u: jax.Array, num_samples: int,
-    logits_fn: LogitsFn = dense_logits, *, return_samples: bool = False,
+    conditionals: Conditional = SBN(), *, return_samples: bool = False,
 ) -> tuple:
     r"""VIMCO's gradients of the K-sample importance-weighted bound (Mnih & Rezende 2016).
 
@@ -211,7 +211,7 @@ def vimco_grads(
       params: the machine (extra top-level keys are ignored and get no gradient entry).
       u: data [batch, n_visible] of 0/1.
       num_samples: K >= 2, recognition samples per example (static).
-      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+      conditionals: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
       return_samples: also return the samples (static).
 
@@ -228,14 +228,14 @@ def vimco_grads(
     References:
       Mnih & Rezende (2016), Variational inference for Monte Carlo objectives. ICML.
     """
-    check_visible(params, u, logits_fn, batched=True)
+    check_visible(params, u, conditionals, batched=True)
     num_samples = check_vimco_samples(num_samples)
     u = jnp.asarray(u, jnp.float32)
     halves = {k: params[k] for k in ("prior", "generative", "recognition")}
 
     def surrogate(halves):
         hs, log_p, log_q = sample_particles(key, {**params, **halves}, u, num_samples,
-                                            logits_fn)
+                                            conditionals)
         log_w = jax.lax.stop_gradient(log_p - log_q)
         bound = jax.nn.logsumexp(log_w, axis=1) - math.log(num_samples)
         w = jax.nn.softmax(log_w, axis=1)
@@ -289,7 +289,7 @@ def baseline_values(baseline: dict, u: jax.Array) -> jax.Array:
 
 def nvil_grads(
     key: jax.Array, params: dict, u: jax.Array, signal_decay=0.8,
-    logits_fn: LogitsFn = dense_logits, *, return_samples: bool = False,
+    conditionals: Conditional = SBN(), *, return_samples: bool = False,
 ) -> tuple:
     r"""NVIL's gradients of the ELBO, and its new running statistics (Mnih & Gregor 2014).
 
@@ -308,7 +308,7 @@ def nvil_grads(
         (with one example the batch variance is 0).
       signal_decay: :math:`\alpha` in [0, 1] (may be traced); 1 holds the
         statistics fixed.
-      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+      conditionals: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
       return_samples: also return the samples (static).
 
@@ -328,7 +328,7 @@ def nvil_grads(
       Mnih & Gregor (2014), Neural variational inference and learning in belief
       networks. ICML.
     """
-    check_visible(params, u, logits_fn, batched=True)
+    check_visible(params, u, conditionals, batched=True)
     check_baseline(params, np.shape(u)[-1])
     u = jnp.asarray(u, jnp.float32)
     trainable = {k: params[k] for k in ("prior", "generative", "recognition", "baseline")}
@@ -336,7 +336,7 @@ def nvil_grads(
     stats = jax.lax.stop_gradient(params["baseline"])
 
     def surrogate(trainable):
-        hs, log_p, log_q = sample_particles(key, {**params, **trainable}, u, 1, logits_fn)
+        hs, log_p, log_q = sample_particles(key, {**params, **trainable}, u, 1, conditionals)
         log_p, log_q = log_p[:, 0], log_q[:, 0]
         signal = jax.lax.stop_gradient(log_p - log_q)
         b_u = baseline_values(trainable["baseline"], u)

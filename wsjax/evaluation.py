@@ -51,7 +51,7 @@ from wsjax.exact import (
     exact_log_recognition_table,
     num_multisets,
 )
-from wsjax.layers import LogitsFn, dense_logits
+from wsjax.layers import SBN, Conditional, dense_logits
 from wsjax.model import (
     generative_params,
     layer_sizes,
@@ -249,16 +249,16 @@ def _machine(params):
     return {k: params[k] for k in ("prior", "generative", "recognition")}
 
 
-def _rws_targets(params, u, logits_fn):
+def _rws_targets(params, u, conditionals):
     """The K -> infinity limits of RWS's wake phases: grad log p(u) and -grad KL(P(h|u) || Q)."""
-    gen = jax.grad(lambda p: jnp.mean(exact_log_prob.uncompiled(p, u, logits_fn)))(params)
-    posterior = jax.nn.softmax(exact_log_joint_table.uncompiled(params, u, logits_fn), axis=1)
+    gen = jax.grad(lambda p: jnp.mean(exact_log_prob.uncompiled(p, u, conditionals)))(params)
+    posterior = jax.nn.softmax(exact_log_joint_table.uncompiled(params, u, conditionals), axis=1)
     rec = jax.grad(lambda p: jnp.mean(jnp.sum(
-        posterior * exact_log_recognition_table.uncompiled(p, u, logits_fn), axis=1)))(params)
+        posterior * exact_log_recognition_table.uncompiled(p, u, conditionals), axis=1)))(params)
     return {**generative_params(gen), **recognition_params(rec)}
 
 
-def _settled_baseline(params, u, logits_fn):
+def _settled_baseline(params, u, conditionals):
     """NVIL's linear baseline and statistics where their updates settle on this batch.
 
     The least-squares fit of b(u) to the exact ELBO of each example (what regressing b(u)
@@ -266,8 +266,8 @@ def _settled_baseline(params, u, logits_fn):
     their averages settle to: the mean and the expected batch variance of l - b(u).
     """
     u = jnp.asarray(u, jnp.float32)
-    log_p = exact_log_joint_table.uncompiled(params, u, logits_fn)
-    log_q = exact_log_recognition_table.uncompiled(params, u, logits_fn)
+    log_p = exact_log_joint_table.uncompiled(params, u, conditionals)
+    log_q = exact_log_recognition_table.uncompiled(params, u, conditionals)
     q = jnp.exp(log_q)
     signal = log_p - log_q
     elbo = jnp.sum(q * signal, axis=1)
@@ -309,7 +309,7 @@ def _quality(name, num_samples, draws, target):
 def gradient_quality(
     key: jax.Array, params: dict, u, estimators: Sequence[str] = ESTIMATORS,
     num_samples_list: Sequence[int] = (1, 2, 5, 10), num_draws: int = 1000, *,
-    signal_decay: float = 0.8, logits_fn: LogitsFn = dense_logits,
+    signal_decay: float = 0.8, conditionals: Conditional = SBN(),
 ) -> list[GradientQuality]:
     r"""Bias, variance and signal-to-noise ratio of each estimator's gradient, against the exact
     gradient of its target, as K varies: an oracle for machines small enough to enumerate.
@@ -335,7 +335,7 @@ def gradient_quality(
       num_samples_list: the values of K (positive ints).
       num_draws: gradient estimates per estimator and K (at least 2).
       signal_decay: NVIL's decay of its running statistics.
-      logits_fn: the conditional, as everywhere in the kit.
+      conditionals: the conditional, as everywhere in the kit.
 
     Returns:
       A list of :class:`GradientQuality`, for each estimator (in the order given), each
@@ -356,59 +356,59 @@ def gradient_quality(
     num_draws = check_positive_int(num_draws, "num_draws")
     if num_draws < 2:
         raise ValueError(f"num_draws must be at least 2 (a variance), got {num_draws}")
-    u = jnp.asarray(validate_binary(u, "u", layer_sizes(params, logits_fn)[0]))
+    u = jnp.asarray(validate_binary(u, "u", layer_sizes(params, conditionals)[0]))
     machine = _machine(params)
     keys = jax.random.split(key, num_draws)
-    num_configs = 2 ** sum(layer_sizes(params, logits_fn)[1:])
+    num_configs = 2 ** sum(layer_sizes(params, conditionals)[1:])
     rows = []
     for name in estimators:
         if name == "rws":
-            target = _RWS_TARGETS(machine, u, logits_fn)
+            target = _RWS_TARGETS(machine, u, conditionals)
             for k in ks:
-                rows += _quality(name, k, _draws(_rws_draw, keys, machine, u, k, logits_fn),
+                rows += _quality(name, k, _draws(_rws_draw, keys, machine, u, k, conditionals),
                                  target)
         elif name == "vimco":
             for k in (k for k in ks if k >= 2):
                 target = None
                 if num_multisets(num_configs, k) <= MAX_MULTISETS:
-                    target = _IW_BOUND_GRAD(machine, u, k, logits_fn)
-                rows += _quality(name, k, _draws(_vimco_draw, keys, machine, u, k, logits_fn),
+                    target = _IW_BOUND_GRAD(machine, u, k, conditionals)
+                rows += _quality(name, k, _draws(_vimco_draw, keys, machine, u, k, conditionals),
                                  target)
         else:
             baseline = (params["baseline"] if "baseline" in params else
-                        _SETTLED_BASELINE(machine, u, logits_fn))
-            target = _ELBO_GRAD(machine, u, logits_fn)
+                        _SETTLED_BASELINE(machine, u, conditionals))
+            target = _ELBO_GRAD(machine, u, conditionals)
             draws = _draws(_nvil_draw, keys, {**machine, "baseline": baseline}, u,
-                           signal_decay, logits_fn)
+                           signal_decay, conditionals)
             rows += _quality(name, 1, draws, target)
     return rows
 
 
-def _mean_iw_bound(params, u, num_samples, logits_fn):
-    return jnp.mean(exact_iw_bound.uncompiled(params, u, num_samples, logits_fn))
+def _mean_iw_bound(params, u, num_samples, conditionals):
+    return jnp.mean(exact_iw_bound.uncompiled(params, u, num_samples, conditionals))
 
 
-def _mean_elbo(params, u, logits_fn):
-    return jnp.mean(exact_elbo.uncompiled(params, u, logits_fn))
+def _mean_elbo(params, u, conditionals):
+    return jnp.mean(exact_elbo.uncompiled(params, u, conditionals))
 
 
-def _rws_draw(key, params, u, num_samples, logits_fn):
-    grads = rws_grads(key, params, u, num_samples, logits_fn=logits_fn)[0]  # insomnia 1
+def _rws_draw(key, params, u, num_samples, conditionals):
+    grads = rws_grads(key, params, u, num_samples, conditionals=conditionals)[0]  # insomnia 1
     return jax.tree.map(jnp.negative, grads)
 
 
-def _vimco_draw(key, params, u, num_samples, logits_fn):
-    return jax.tree.map(jnp.negative, vimco_grads(key, params, u, num_samples, logits_fn)[0])
+def _vimco_draw(key, params, u, num_samples, conditionals):
+    return jax.tree.map(jnp.negative, vimco_grads(key, params, u, num_samples, conditionals)[0])
 
 
-def _nvil_draw(key, params, u, signal_decay, logits_fn):
-    grads = _machine(nvil_grads(key, params, u, signal_decay, logits_fn)[0])
+def _nvil_draw(key, params, u, signal_decay, conditionals):
+    grads = _machine(nvil_grads(key, params, u, signal_decay, conditionals)[0])
     return jax.tree.map(jnp.negative, grads)
 
 
-def _draws(draw, keys, params, u, setting, logits_fn):
-    """``draw(key, params, u, setting, logits_fn)`` for every key: one compiled, vmapped call."""
-    return _MANY[draw](keys, params, u, setting, logits_fn)
+def _draws(draw, keys, params, u, setting, conditionals):
+    """``draw(key, params, u, setting, conditionals)`` for every key: one compiled, vmapped call."""
+    return _MANY[draw](keys, params, u, setting, conditionals)
 
 
 # Compiled once per shape and static setting, so that a repeated call compiles nothing.

@@ -15,7 +15,7 @@ import numpy as np
 from jax.scipy.special import gammaln
 
 from wsjax._api import check_positive_int, public
-from wsjax.layers import LogitsFn, bernoulli_log_prob, conditional, dense_logits
+from wsjax.layers import SBN, Conditional, conditional
 from wsjax.model import check_visible, layer_sizes, log_prior, log_recognition
 
 __all__ = ["MAX_EXACT_HIDDEN", "MAX_MULTISETS", "all_binary_configs", "exact_kl_bits",
@@ -46,8 +46,8 @@ def _hidden_split(bits: jax.Array, sizes) -> tuple[jax.Array, ...]:
     return tuple(out)
 
 
-def _num_hidden(params, logits_fn):
-    sizes = layer_sizes(params, logits_fn)
+def _num_hidden(params, conditionals):
+    sizes = layer_sizes(params, conditionals)
     num_hidden = sum(sizes[1:])
     if num_hidden > MAX_EXACT_HIDDEN:
         raise ValueError(
@@ -58,35 +58,41 @@ def _num_hidden(params, logits_fn):
     return sizes, num_hidden
 
 
-def _chunk_log_joints(params, u, idx, sizes, logits_fn):
+def _chunk_log_joints(params, u, idx, sizes, conditionals):
     """log P(u_b, h_c) for a chunk of hidden configurations: [batch, chunk]."""
     hs = _hidden_split(_index_bits(idx, sum(sizes[1:])), sizes)
-
-    def hidden_part(*h):  # everything in the joint that does not involve u
-        total = log_prior(params, h[-1])
-        for l in range(1, len(h)):  # log P(h_l | h_{l+1}), generative conditional l
-            logits = conditional(logits_fn, "generative", l)(params["generative"][l], h[l])
-            total = total + bernoulli_log_prob(logits, h[l - 1])
-        return total
-
-    log_h = jax.vmap(hidden_part)(*hs)  # [chunk]
-    vis_logits = jax.vmap(conditional(logits_fn, "generative", 0), in_axes=(None, 0))(
-        params["generative"][0], hs[0])
-    # log P(u | h_1) = u . l - sum softplus(l), as a matmul over batch x chunk.
-    log_u = u @ vis_logits.T - jnp.sum(jax.nn.softplus(vis_logits), axis=-1)[None, :]
+    gen = params["generative"]
+    # Everything in the joint that does not involve u, on [chunk, n] rows.
+    log_h = log_prior(params, hs[-1], conditionals)
+    for l in range(1, len(hs)):  # log P(h_l | h_{l+1}), generative conditional l
+        log_h = log_h + conditional(conditionals, "generative", l).log_prob(gen[l], hs[l],
+                                                                            hs[l - 1])
+    visible = conditional(conditionals, "generative", 0)
+    if visible.factorial:
+        # log P(u | h_1) = u . l - sum softplus(l), as a matmul over batch x chunk.
+        vis_logits = visible.logits(gen[0], hs[0])
+        log_u = u @ vis_logits.T - jnp.sum(jax.nn.softplus(vis_logits), axis=-1)[None, :]
+    else:
+        log_u = jax.vmap(lambda x: visible.log_prob(
+            gen[0], hs[0], jnp.broadcast_to(x, (hs[0].shape[0], x.shape[-1]))))(u)
     return log_h[None, :] + log_u
 
 
-def _chunking(sizes, batch, num_hidden):
+def _chunking(sizes, batch, num_hidden, conditionals):
+    """(configurations per chunk, number of chunks) within the memory budget."""
     total = 2**num_hidden
+    per_config = sizes[0] + batch + sum(sizes)
+    visible = conditional(conditionals, "generative", 0)
+    if not visible.factorial:  # every (example, configuration) pair is evaluated
+        per_config += batch * sizes[0] * (1 + getattr(visible, "num_hidden", 1))
     chunk = 1
-    while chunk * 2 <= total and chunk * 2 * (sizes[0] + batch + sum(sizes)) <= _CHUNK_BUDGET:
+    while chunk * 2 <= total and chunk * 2 * per_config <= _CHUNK_BUDGET:
         chunk *= 2
     return chunk, total // chunk
 
 
-@public(static_argnames=("logits_fn",), data=("u",))
-def exact_log_prob(params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits) -> jax.Array:
+@public(static_argnames=("conditionals",), data=("u",))
+def exact_log_prob(params: dict, u: jax.Array, conditionals: Conditional = SBN()) -> jax.Array:
     r"""log p(u) in nats by summing P(u, h) over every hidden configuration.
 
     .. math:: \log p(u) = \log \sum_{h_1..h_L} P(h_L) \prod_l P(h_{l-1} | h_l)
@@ -102,15 +108,15 @@ def exact_log_prob(params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logit
       ValueError: at trace time, if the hidden units are too many to enumerate or
         ``u`` does not fit the machine.
     """
-    check_visible(params, u, logits_fn, batched=True)
-    sizes, num_hidden = _num_hidden(params, logits_fn)
+    check_visible(params, u, conditionals, batched=True)
+    sizes, num_hidden = _num_hidden(params, conditionals)
     u = jnp.asarray(u, params["prior"]["b"].dtype)
-    chunk, num_chunks = _chunking(sizes, u.shape[0], num_hidden)
+    chunk, num_chunks = _chunking(sizes, u.shape[0], num_hidden, conditionals)
 
     def body(carry, c):
         run_max, run_sum = carry
         idx = c * chunk + jnp.arange(chunk, dtype=jnp.int32)
-        lj = _chunk_log_joints(params, u, idx, sizes, logits_fn)
+        lj = _chunk_log_joints(params, u, idx, sizes, conditionals)
         new_max = jnp.maximum(run_max, jnp.max(lj, axis=1))
         run_sum = run_sum * jnp.exp(run_max - new_max) + jnp.sum(
             jnp.exp(lj - new_max[:, None]), axis=1
@@ -123,9 +129,9 @@ def exact_log_prob(params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logit
     return run_max + jnp.log(run_sum)
 
 
-@public(static_argnames=("logits_fn",), data=("u",))
+@public(static_argnames=("conditionals",), data=("u",))
 def exact_log_joint_table(
-    params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits
+    params: dict, u: jax.Array, conditionals: Conditional = SBN()
 ) -> jax.Array:
     """log P(u_b, h) for every hidden configuration h, unchunked: [batch, 2**H].
 
@@ -134,16 +140,16 @@ def exact_log_joint_table(
     Meant for tiny machines (posteriors, expectations in tests and notebooks);
     the exact log posterior is this table minus its logsumexp over columns.
     """
-    check_visible(params, u, logits_fn, batched=True)
-    sizes, num_hidden = _num_hidden(params, logits_fn)
+    check_visible(params, u, conditionals, batched=True)
+    sizes, num_hidden = _num_hidden(params, conditionals)
     u = jnp.asarray(u, params["prior"]["b"].dtype)
     return _chunk_log_joints(params, u, jnp.arange(2**num_hidden, dtype=jnp.int32), sizes,
-                             logits_fn)
+                             conditionals)
 
 
-@public(static_argnames=("logits_fn",), data=("images",))
+@public(static_argnames=("conditionals",), data=("images",))
 def exact_kl_bits(
-    params: dict, images: jax.Array, probs: jax.Array, logits_fn: LogitsFn = dense_logits
+    params: dict, images: jax.Array, probs: jax.Array, conditionals: Conditional = SBN()
 ) -> jax.Array:
     r"""KL(data || model) in bits, for a data distribution given exactly.
 
@@ -159,30 +165,30 @@ def exact_kl_bits(
       Images of probability 0 contribute nothing (``xlogy``).
     """
     probs = jnp.asarray(probs, params["prior"]["b"].dtype)
-    log_model = exact_log_prob.uncompiled(params, jnp.asarray(images), logits_fn)
+    log_model = exact_log_prob.uncompiled(params, jnp.asarray(images), conditionals)
     cross = jnp.sum(jnp.where(probs > 0, probs * log_model, 0.0))
     return (jnp.sum(jax.scipy.special.xlogy(probs, probs)) - cross) / jnp.log(2.0)
 
 
-@public(static_argnames=("logits_fn",), data=("u",))
+@public(static_argnames=("conditionals",), data=("u",))
 def exact_log_recognition_table(
-    params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits
+    params: dict, u: jax.Array, conditionals: Conditional = SBN()
 ) -> jax.Array:
     """log Q(h | u_b) for every hidden configuration h: [batch, 2**H].
 
     The columns are ordered as those of :func:`exact_log_joint_table`; each row's
     exponentials sum to one.
     """
-    check_visible(params, u, logits_fn, batched=True)
-    sizes, num_hidden = _num_hidden(params, logits_fn)
+    check_visible(params, u, conditionals, batched=True)
+    sizes, num_hidden = _num_hidden(params, conditionals)
     u = jnp.asarray(u, params["prior"]["b"].dtype)
     hs = _hidden_split(all_binary_configs(num_hidden).astype(u.dtype), sizes)
-    per_example = lambda x: jax.vmap(lambda *h: log_recognition(params, x, h, logits_fn))(*hs)
+    per_example = lambda x: jax.vmap(lambda *h: log_recognition(params, x, h, conditionals))(*hs)
     return jax.vmap(per_example)(u)
 
 
-@public(static_argnames=("logits_fn",), data=("u",))
-def exact_elbo(params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits) -> jax.Array:
+@public(static_argnames=("conditionals",), data=("u",))
+def exact_elbo(params: dict, u: jax.Array, conditionals: Conditional = SBN()) -> jax.Array:
     r"""The evidence lower bound by enumeration: [batch] in nats.
 
     .. math:: \mathrm{ELBO}(u) = \sum_h Q(h | u)\,[\log P(u, h) - \log Q(h | u)]
@@ -190,8 +196,8 @@ def exact_elbo(params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits) -
     Differentiable in both halves of the machine (the oracle of the
     one-sample estimators' gradients).
     """
-    log_p = exact_log_joint_table.uncompiled(params, u, logits_fn)
-    log_q = exact_log_recognition_table.uncompiled(params, u, logits_fn)
+    log_p = exact_log_joint_table.uncompiled(params, u, conditionals)
+    log_q = exact_log_recognition_table.uncompiled(params, u, conditionals)
     return jnp.sum(jnp.exp(log_q) * (log_p - log_q), axis=1)
 
 
@@ -215,9 +221,9 @@ def _compositions(total: int, parts: int) -> np.ndarray:
     return np.concatenate(blocks, 0)
 
 
-@public(static_argnames=("num_samples", "logits_fn"), data=("u",))
+@public(static_argnames=("num_samples", "conditionals"), data=("u",))
 def exact_iw_bound(
-    params: dict, u: jax.Array, num_samples: int, logits_fn: LogitsFn = dense_logits
+    params: dict, u: jax.Array, num_samples: int, conditionals: Conditional = SBN()
 ) -> jax.Array:
     r"""The K-sample importance-weighted bound, exactly: [batch] in nats.
 
@@ -246,8 +252,8 @@ def exact_iw_bound(
         :data:`MAX_MULTISETS` (:func:`num_multisets` tells in advance).
     """
     num_samples = check_positive_int(num_samples, "num_samples")
-    log_p = exact_log_joint_table.uncompiled(params, u, logits_fn)
-    log_q = exact_log_recognition_table.uncompiled(params, u, logits_fn)
+    log_p = exact_log_joint_table.uncompiled(params, u, conditionals)
+    log_q = exact_log_recognition_table.uncompiled(params, u, conditionals)
     num_configs = log_p.shape[1]
     count = num_multisets(num_configs, num_samples)
     if count > MAX_MULTISETS:

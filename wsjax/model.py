@@ -9,11 +9,11 @@ Its params are a plain pytree::
      "recognition": (rec_0, ..., rec_{L-1})}     # rec_l: h_l -> logits of h_{l+1}
 
 with each conditional ``{"w": [n_out, n_in], "b": [n_out]}`` for the default
-affine ``logits_fn``. The log-probabilities and the samplers ``sample_recognition`` /
+affine ``conditionals``. The log-probabilities and the samplers ``sample_recognition`` /
 ``sample_generative`` work on one example (``u`` of shape [n_0]; batch with
 ``jax.vmap``); ``sample_up``, ``sample_down`` and ``particle_log_probs`` work on a
 batch at once and draw each layer's noise for the whole batch from one key (the
-training phases use them). Every function takes ``logits_fn`` so that any
+training phases use them). Every function takes ``conditionals`` so that any
 conditional "layer params, input -> logits" can replace the affine one, for
 every layer and side at once or one per layer and side
 (:class:`wsjax.layers.Conditionals`); the layer params are then whatever that
@@ -35,14 +35,13 @@ import numpy as np
 from wsjax import hyperparams
 from wsjax._api import public
 from wsjax.layers import (
+    SBN,
+    Conditional,
     Conditionals,
-    LogitsFn,
     bernoulli_log_prob,
-    bernoulli_sample,
     conditional,
-    dense_logits,
     draw_flat,
-    init_dense,
+    no_input,
 )
 
 __all__ = [
@@ -53,7 +52,6 @@ __all__ = [
     "check_layer_sizes",
     "check_structure",
     "check_visible",
-    "apply_rows",
     "sample_up",
     "sample_down",
     "sample_recognition",
@@ -71,20 +69,23 @@ __all__ = [
 
 
 def init(
-    key: jax.Array, layer_sizes: Sequence[int], *, init_scale=0.0,
-    prior_bias=0.0, generative_bias=0.0, recognition_bias=0.0,
+    key: jax.Array, layer_sizes: Sequence[int], *, conditionals: Conditional = SBN(),
+    init_scale=0.0, prior_bias=0.0, generative_bias=0.0, recognition_bias=0.0,
 ) -> dict:
-    """A fresh machine with the default affine conditionals.
+    """A fresh machine whose params match ``conditionals``.
 
     Args:
       key: PRNG key for the initial weights.
       layer_sizes: (n_visible, n_1, ..., n_top), at least two positive ints (static).
+      conditionals: the kinds of layer (:class:`wsjax.layers.Conditionals`, or one
+        kind for every layer and side with the factorial prior; static). Each kind
+        makes its own params (``kind.init``); a custom logits function brings its own.
       init_scale: standard deviation of the Gaussian initial weights: one
         value, or one per layer of conditionals (entry l for the generative and
-        recognition conditionals between h_l and h_{l+1}). 0 (the default)
-        starts every weight at zero: the sampling noise alone breaks the
-        symmetry between hidden units.
-      prior_bias: initial value of the top-layer prior logits.
+        recognition conditionals between h_l and h_{l+1}; the prior takes the
+        last). 0 (the default) starts every affine weight at zero: the sampling
+        noise alone breaks the symmetry between hidden units.
+      prior_bias: initial value of the top-layer prior's biases.
       generative_bias: initial value of the generative biases: one value, or
         one per layer of conditionals (entry 0 for the visible units' biases,
         entry l for h_l's). Negative values start the machine with sparse dreams.
@@ -93,14 +94,18 @@ def init(
       The bias values may be traced.
 
     Returns:
-      The params pytree described in the module docstring.
+      The params pytree described in the module docstring. Layer l of a side
+      is drawn from ``jax.random.split(key, 2 L)[l]`` (generative) or ``[L + l]``
+      (recognition); the prior from ``jax.random.fold_in(key, 2 L)``.
 
     Raises:
       ValueError: if layer_sizes has fewer than two entries or a non-positive one,
-        or a concrete initial value is not finite (or a negative scale), named.
+        ``conditionals`` names another number of layers, or a concrete initial value
+        is not finite (or a negative scale), named.
     """
     sizes = check_layer_sizes(layer_sizes)
     num_layers = len(sizes) - 1
+    _check_depth(conditionals, num_layers)
     hyperparams.check(dict(init_scale=init_scale, prior_bias=prior_bias,
                            generative_bias=generative_bias, recognition_bias=recognition_bias),
                       num_layers)
@@ -110,16 +115,28 @@ def init(
     keys = jax.random.split(key, 2 * num_layers)
     with_bias = lambda layer, b: {**layer, "b": jnp.full_like(layer["b"], b)}
     generative = tuple(
-        with_bias(init_dense(keys[l], sizes[l + 1], sizes[l], scales[l]), gen_biases[l])
+        with_bias(conditional(conditionals, "generative", l).init(
+            keys[l], sizes[l + 1], sizes[l], scales[l]), gen_biases[l])
         for l in range(num_layers)
     )
     recognition = tuple(
-        with_bias(init_dense(keys[num_layers + l], sizes[l], sizes[l + 1], scales[l]),
-                  rec_biases[l])
+        with_bias(conditional(conditionals, "recognition", l).init(
+            keys[num_layers + l], sizes[l], sizes[l + 1], scales[l]), rec_biases[l])
         for l in range(num_layers)
     )
-    prior = {"b": jnp.full((sizes[-1],), prior_bias, jnp.float32)}
+    prior = with_bias(conditional(conditionals, "prior").init(
+        jax.random.fold_in(key, 2 * num_layers), 0, sizes[-1], scales[-1]), prior_bias)
     return {"prior": prior, "generative": generative, "recognition": recognition}
+
+
+def _check_depth(conditionals, num_layers):
+    """A ValueError when a :class:`Conditionals` names another number of layers."""
+    if isinstance(conditionals, Conditionals) and len(conditionals.generative) != num_layers:
+        raise ValueError(
+            f"the machine has {num_layers} layers of conditionals but conditionals names "
+            f"{len(conditionals.generative)} generative and {len(conditionals.recognition)} "
+            "recognition"
+        )
 
 
 def _per_layer(name, value, num_layers):
@@ -257,87 +274,74 @@ def check_structure(params) -> None:
             )
 
 
-def layer_sizes(params: dict, logits_fn: LogitsFn = dense_logits) -> tuple[int, ...]:
+def layer_sizes(params: dict, conditionals: Conditional = SBN()) -> tuple[int, ...]:
     """The static widths (n_visible, n_1, ..., n_top) of a machine.
 
     Read from shapes only (``jax.eval_shape``), so it works under jit.
 
     Raises:
-      ValueError: if the params are malformed (:func:`check_structure`) or two conditionals
-        disagree on a width.
+      ValueError: if the params are malformed (:func:`check_structure`), do not fit
+        their kinds, or two conditionals disagree on a width.
     """
     check_structure(params)
     num_layers = len(params["generative"])
-    if isinstance(logits_fn, Conditionals) and not (
-            len(logits_fn.generative) == len(logits_fn.recognition) == num_layers):
-        raise ValueError(
-            f"the machine has {num_layers} layers of conditionals but logits_fn names "
-            f"{len(logits_fn.generative)} generative and {len(logits_fn.recognition)} recognition"
-        )
-    sizes = [int(np.shape(params["prior"]["b"])[-1])]
+    _check_depth(conditionals, num_layers)
+    sizes = [_width(conditionals, "prior", 0, params["prior"], 0, "the prior", ())]
     for l in reversed(range(num_layers)):
-        above = jax.ShapeDtypeStruct((sizes[0],), jnp.float32)
-        try:
-            out = jax.eval_shape(conditional(logits_fn, "generative", l),
-                                 params["generative"][l], above)
-        except TypeError as e:
-            where = "the prior" if l == num_layers - 1 else f"generative conditional {l + 1}"
-            raise ValueError(
-                f"generative conditional {l} cannot take an input of width {sizes[0]} "
-                f"(the width of {where}, widths so far {tuple(sizes)}): {e}"
-            ) from e
-        sizes.insert(0, int(out.shape[-1]))
+        where = "the prior" if l == num_layers - 1 else f"generative conditional {l + 1}"
+        sizes.insert(0, _width(conditionals, "generative", l, params["generative"][l], sizes[0],
+                               f"the width of {where}, widths so far", tuple(sizes)))
     for l in range(num_layers):
-        below = jax.ShapeDtypeStruct((sizes[l],), jnp.float32)
-        try:
-            out = jax.eval_shape(conditional(logits_fn, "recognition", l),
-                                 params["recognition"][l], below)
-        except TypeError as e:
+        out = _width(conditionals, "recognition", l, params["recognition"][l], sizes[l],
+                     "generative widths", tuple(sizes))
+        if out != sizes[l + 1]:
             raise ValueError(
-                f"recognition conditional {l} cannot take an input of width {sizes[l]} "
-                f"(generative widths {tuple(sizes)}): {e}"
-            ) from e
-        if out.shape[-1] != sizes[l + 1]:
-            raise ValueError(
-                f"recognition conditional {l} maps width {sizes[l]} to {out.shape[-1]}, "
+                f"recognition conditional {l} maps width {sizes[l]} to {out}, "
                 f"but the generative model has width {sizes[l + 1]} there "
                 f"(generative widths {tuple(sizes)})"
             )
     return tuple(sizes)
 
 
-def check_visible(params: dict, u, logits_fn: LogitsFn = dense_logits, *, batched: bool):
+def _width(conditionals, side, l, layer, n_in, context, sizes):
+    """The output width of one conditional, or a ValueError saying why it does not fit."""
+    kind = conditional(conditionals, side, l)
+    name = "the prior" if side == "prior" else f"{side} conditional {l}"
+    try:
+        return kind.out_width(layer, n_in)
+    except (KeyError, TypeError, AttributeError) as e:
+        if isinstance(e, TypeError) and side != "prior":
+            raise ValueError(f"{name} cannot take an input of width {n_in} "
+                             f"({context} {sizes}): {e}") from e
+        raise ValueError(f"{name} has params that do not fit its kind {kind!r}: "
+                         f"{type(e).__name__}: {e}") from e
+
+
+def check_visible(params: dict, u, conditionals: Conditional = SBN(), *, batched: bool):
     """Raise a ValueError at trace time when ``u`` does not fit the machine.
 
     Args:
       params: the machine.
       u: data, [n_visible] (``batched=False``) or [batch, n_visible] (``batched=True``).
-      logits_fn: the conditional.
+      conditionals: the kinds of layer.
       batched: whether a leading batch axis is expected.
     """
-    n_visible = layer_sizes(params, logits_fn)[0]
+    sizes = layer_sizes(params, conditionals)
     shape = np.shape(u)
     want = "[batch, n_visible]" if batched else "[n_visible]"
     ndim = 2 if batched else 1
-    if len(shape) != ndim or shape[-1] != n_visible:
+    if len(shape) != ndim or shape[-1] != sizes[0]:
         raise ValueError(
             f"data of shape {shape} does not fit the machine: expected {want} with "
-            f"n_visible = {n_visible} (layer_sizes {layer_sizes(params, logits_fn)})"
+            f"n_visible = {sizes[0]} (layer_sizes {sizes})"
         )
 
 
-def apply_rows(fn: LogitsFn, layer, x: jax.Array) -> jax.Array:
-    """Apply a one-example conditional to every row of ``x`` [..., n_in] -> [..., n_out].
 
-    The rows are vmapped (for the affine conditional: one matrix product over all of them).
-    """
-    rows = jnp.reshape(x, (-1, x.shape[-1]))
-    out = jax.vmap(fn, in_axes=(None, 0))(layer, rows)
-    return jnp.reshape(out, (*x.shape[:-1], out.shape[-1]))
 
 
 def sample_up(
-    key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits,
+    key: jax.Array, params: dict, u: jax.Array, conditionals: Conditional = SBN(),
     num_samples: int | None = None, *, defensive=0.0,
 ) -> tuple[jax.Array, ...]:
     """Recognition samples for a batch, bottom-up, with one key per layer.
@@ -365,15 +369,14 @@ def sample_up(
       (h_1, ..., h_L), float 0/1 arrays [batch, n_l] (None) or [batch, K, n_l].
     """
     keys = jax.random.split(key, len(params["recognition"]))
-    u = jnp.asarray(u, jnp.float32)
-    logits = apply_rows(conditional(logits_fn, "recognition", 0), params["recognition"][0], u)
-    if num_samples is not None:  # rows b*K .. b*K + K-1 are example b's samples
-        logits = jnp.repeat(logits, num_samples, axis=0)
-    rows = [_defend(keys[0], bernoulli_sample(keys[0], logits), defensive)]
-    for l in range(1, len(params["recognition"])):
-        logits = apply_rows(conditional(logits_fn, "recognition", l), params["recognition"][l],
-                            rows[-1])
-        rows.append(_defend(keys[l], bernoulli_sample(keys[l], logits), defensive))
+    rows = [jnp.asarray(u, jnp.float32)]
+    for l, layer in enumerate(params["recognition"]):
+        # Rows b*K .. b*K + K-1 are example b's samples; the first conditional's
+        # input-dependent part is computed once per example.
+        h = conditional(conditionals, "recognition", l).sample(
+            keys[l], layer, rows[-1], num_samples if l == 0 else None)
+        rows.append(_defend(keys[l], h, defensive))
+    u, rows = rows[0], rows[1:]
     if num_samples is None:
         return tuple(rows)
     return tuple(jnp.reshape(h, (u.shape[0], num_samples, h.shape[-1])) for h in rows)
@@ -395,7 +398,7 @@ def _defend(key, h, defensive):
 
 def log_defensive(
     params: dict, u: jax.Array, hs: Sequence[jax.Array], defensive,
-    logits_fn: LogitsFn = dense_logits,
+    conditionals: Conditional = SBN(),
 ) -> jax.Array:
     r"""log of the defensive proposal's density at K samples per example, [batch, K].
 
@@ -416,16 +419,15 @@ def log_defensive(
     d = jnp.asarray(defensive, rows[0].dtype)
     total = 0.0
     for l, h in enumerate(rows):
-        log_q = bernoulli_log_prob(
-            apply_rows(conditional(logits_fn, "recognition", l), params["recognition"][l],
-                       below[l]), h)
+        log_q = conditional(conditionals, "recognition", l).log_prob(
+            params["recognition"][l], below[l], h)
         total = total + jnp.logaddexp(jnp.log1p(-d) + log_q,
                                       jnp.log(d) - h.shape[-1] * jnp.log(2.0))
     return jnp.reshape(total, (batch, num_samples))
 
 
 def sample_down(
-    key: jax.Array, params: dict, batch_size: int, logits_fn: LogitsFn = dense_logits
+    key: jax.Array, params: dict, batch_size: int, conditionals: Conditional = SBN()
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """Dream a batch top-down, h_L ~ P(h_L), ..., u ~ P(u | h_1), with one key per layer.
 
@@ -437,20 +439,19 @@ def sample_down(
     """
     num_layers = len(params["generative"])
     keys = jax.random.split(key, num_layers + 1)
-    prior = params["prior"]["b"]
-    above = bernoulli_sample(keys[0], jnp.broadcast_to(prior, (batch_size, prior.shape[-1])))
+    above = conditional(conditionals, "prior").sample(keys[0], params["prior"],
+                                                      no_input((batch_size,)))
     hs = [above]
     for l in reversed(range(num_layers)):
-        logits = apply_rows(conditional(logits_fn, "generative", l), params["generative"][l],
-                            above)
-        above = bernoulli_sample(keys[num_layers - l], logits)
+        above = conditional(conditionals, "generative", l).sample(
+            keys[num_layers - l], params["generative"][l], above)
         hs.insert(0, above)
     return hs[0], tuple(hs[1:])
 
 
-@public(static_argnames=("logits_fn",), examples=("u",), inline=True)
+@public(static_argnames=("conditionals",), examples=("u",), inline=True)
 def sample_recognition(
-    key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits
+    key: jax.Array, params: dict, u: jax.Array, conditionals: Conditional = SBN()
 ) -> tuple[jax.Array, ...]:
     """Sample the hidden layers of one example bottom-up from Q(h_1 | u) Q(h_2 | h_1) ...
 
@@ -464,12 +465,12 @@ def sample_recognition(
     Returns:
       (h_1, ..., h_L), float 0/1 arrays of widths n_1 .. n_L.
     """
-    return tuple(h[0] for h in sample_up(key, params, jnp.asarray(u)[None], logits_fn))
+    return tuple(h[0] for h in sample_up(key, params, jnp.asarray(u)[None], conditionals))
 
 
-@public(static_argnames=("logits_fn",), inline=True)
+@public(static_argnames=("conditionals",), inline=True)
 def sample_generative(
-    key: jax.Array, params: dict, logits_fn: LogitsFn = dense_logits
+    key: jax.Array, params: dict, conditionals: Conditional = SBN()
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """Dream one example top-down: h_L ~ P(h_L), ..., u ~ P(u | h_1).
 
@@ -478,12 +479,12 @@ def sample_generative(
     Returns:
       (u, (h_1, ..., h_L)), float 0/1 arrays.
     """
-    u, hs = sample_down(key, params, 1, logits_fn)
+    u, hs = sample_down(key, params, 1, conditionals)
     return u[0], tuple(h[0] for h in hs)
 
 
 def particle_log_probs(
-    params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
+    params: dict, u: jax.Array, hs: Sequence[jax.Array], conditionals: Conditional = SBN()
 ) -> tuple[jax.Array, jax.Array]:
     """log P(u, h_k) and log Q(h_k | u) for K samples per example, in nats.
 
@@ -502,26 +503,30 @@ def particle_log_probs(
     # Computed on 2-D rows [batch * K, n] (b * K + k for sample k of example b): XLA's CPU
     # code is several times faster on them than on [batch, K, n] blocks at small widths.
     hs = [jnp.reshape(h, (batch * num_samples, h.shape[-1])) for h in hs]
-    logits = apply_rows(conditional(logits_fn, "recognition", 0), rec[0], u)
-    log_q = bernoulli_log_prob(jnp.repeat(logits, num_samples, axis=0), hs[0])
+    first = conditional(conditionals, "recognition", 0)
+    if first.factorial:  # the logits of u once per example, not once per sample
+        logits = jnp.repeat(first.logits(rec[0], u), num_samples, axis=0)
+        log_q = bernoulli_log_prob(logits, hs[0])
+    else:
+        log_q = first.log_prob(rec[0], jnp.repeat(u, num_samples, axis=0), hs[0])
     for l in range(1, len(hs)):
-        log_q = log_q + bernoulli_log_prob(
-            apply_rows(conditional(logits_fn, "recognition", l), rec[l], hs[l - 1]), hs[l])
+        log_q = log_q + conditional(conditionals, "recognition", l).log_prob(
+            rec[l], hs[l - 1], hs[l])
     below = (jnp.repeat(u, num_samples, axis=0), *hs)
-    log_p = bernoulli_log_prob(params["prior"]["b"], hs[-1])
+    log_p = log_prior(params, hs[-1], conditionals)
     for l in range(len(hs)):
-        log_p = log_p + bernoulli_log_prob(
-            apply_rows(conditional(logits_fn, "generative", l), gen[l], hs[l]), below[l])
+        log_p = log_p + conditional(conditionals, "generative", l).log_prob(
+            gen[l], hs[l], below[l])
     return (jnp.reshape(log_p, (batch, num_samples)), jnp.reshape(log_q, (batch, num_samples)))
 
 
 def sample_particles(
     key: jax.Array, params: dict, u: jax.Array, num_samples: int,
-    logits_fn: LogitsFn = dense_logits,
+    conditionals: Conditional = SBN(),
 ) -> tuple[tuple[jax.Array, ...], jax.Array, jax.Array]:
     """K recognition samples per example and their (log P, log Q), differentiable in the params.
 
-    The samples are those of ``sample_up(key, params, u, logits_fn, num_samples)``, held
+    The samples are those of ``sample_up(key, params, u, conditionals, num_samples)``, held
     fixed for differentiation (``stop_gradient``); the log-probabilities are those of
     :func:`particle_log_probs` at them, so a gradient through them is the score of the
     samples, as importance-weighted objectives need.
@@ -530,46 +535,46 @@ def sample_particles(
       (hs, log_p, log_q): hs = (h_1 [batch, K, n_1], ...), log_p and log_q [batch, K].
     """
     u = jnp.asarray(u, jnp.float32)
-    hs = jax.lax.stop_gradient(sample_up(key, params, u, logits_fn, num_samples))
-    log_p, log_q = particle_log_probs(params, u, hs, logits_fn)
+    hs = jax.lax.stop_gradient(sample_up(key, params, u, conditionals, num_samples))
+    log_p, log_q = particle_log_probs(params, u, hs, conditionals)
     return hs, log_p, log_q
 
 
-def log_prior(params: dict, top: jax.Array) -> jax.Array:
-    """log P(h_L) for one top-layer vector [n_top]."""
-    return bernoulli_log_prob(params["prior"]["b"], top)
+def log_prior(params: dict, top: jax.Array, conditionals: Conditional = SBN()) -> jax.Array:
+    """log P(h_L) for top-layer vectors [..., n_top]: [...]."""
+    top = jnp.asarray(top, jnp.float32)
+    return conditional(conditionals, "prior").log_prob(params["prior"], no_input(top.shape[:-1]),
+                                                       top)
 
 
 def log_generative(
-    params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
+    params: dict, u: jax.Array, hs: Sequence[jax.Array], conditionals: Conditional = SBN()
 ) -> jax.Array:
     """sum_l log P(h_l | h_{l+1}) with h_0 = u: the joint without the prior."""
     layers = (u, *hs)
     return sum(
-        bernoulli_log_prob(
-            conditional(logits_fn, "generative", l)(params["generative"][l], layers[l + 1]),
-            layers[l])
+        conditional(conditionals, "generative", l).log_prob(
+            params["generative"][l], layers[l + 1], layers[l])
         for l in range(len(hs))
     )
 
 
-@public(static_argnames=("logits_fn",), examples=("u",), inline=True)
+@public(static_argnames=("conditionals",), examples=("u",), inline=True)
 def log_joint(
-    params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
+    params: dict, u: jax.Array, hs: Sequence[jax.Array], conditionals: Conditional = SBN()
 ) -> jax.Array:
     """log P(u, h_1, ..., h_L) in nats, for one example. Returns a scalar."""
-    return log_prior(params, hs[-1]) + log_generative(params, u, hs, logits_fn)
+    return log_prior(params, hs[-1], conditionals) + log_generative(params, u, hs, conditionals)
 
 
-@public(static_argnames=("logits_fn",), examples=("u",), inline=True)
+@public(static_argnames=("conditionals",), examples=("u",), inline=True)
 def log_recognition(
-    params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
+    params: dict, u: jax.Array, hs: Sequence[jax.Array], conditionals: Conditional = SBN()
 ) -> jax.Array:
     """log Q(h_1, ..., h_L | u) in nats, for one example. Returns a scalar."""
     layers = (u, *hs)
     return sum(
-        bernoulli_log_prob(
-            conditional(logits_fn, "recognition", l)(params["recognition"][l], layers[l]),
-            layers[l + 1])
+        conditional(conditionals, "recognition", l).log_prob(
+            params["recognition"][l], layers[l], layers[l + 1])
         for l in range(len(hs))
     )

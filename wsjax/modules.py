@@ -14,7 +14,7 @@ Two ways in:
   input to logits), with methods for the steps, the losses, the likelihoods and
   sampling.
 * :func:`as_conditional`, for callers of the pure functions: a flax module
-  becomes ``(layer params, logits_fn)`` to put in a params pytree and a
+  becomes ``(layer params, conditionals)`` to put in a params pytree and a
   :class:`wsjax.layers.Conditionals`.
 
 A conditional module should hold only ``nnx.Param`` variables (no batch
@@ -98,11 +98,11 @@ class ModuleConditional:
 
 
 def as_conditional(module: nnx.Module):
-    """``(params, logits_fn)`` of a flax module mapping an input to logits.
+    """``(params, conditionals)`` of a flax module mapping an input to logits.
 
     Returns:
       The module's state (an ``nnx.State`` pytree, for the params pytree) and a
-      hashable :class:`ModuleConditional` that applies it (for ``logits_fn`` or
+      hashable :class:`ModuleConditional` that applies it (for ``conditionals`` or
       an entry of :class:`wsjax.layers.Conditionals`).
     """
     graphdef, state = nnx.split(module)
@@ -150,7 +150,7 @@ class HelmholtzMachine(nnx.Module):
     # The pure view.
 
     def split(self):
-        """``(params, logits_fn)``: the params pytree of the kit and its conditionals."""
+        """``(params, conditionals)``: the params pytree of the kit and its conditionals."""
         gen = [as_conditional(m) for m in self.generative]
         rec = [as_conditional(m) for m in self.recognition]
         params = {"prior": {"b": self.prior[...]},
@@ -174,19 +174,19 @@ class HelmholtzMachine(nnx.Module):
     def wake_step(self, key: jax.Array, u: jax.Array, learning_rate) -> None:
         """One wake phase on data ``u`` [batch, n_visible] (:func:`wsjax.wake_step`)."""
         params, fn = self.split()
-        self.set_params(phases.wake_step(key, params, u, learning_rate, logits_fn=fn))
+        self.set_params(phases.wake_step(key, params, u, learning_rate, conditionals=fn))
 
     def sleep_step(self, key: jax.Array, learning_rate, batch_size: int) -> None:
         """One sleep phase on ``batch_size`` dreams (:func:`wsjax.sleep_step`)."""
         params, fn = self.split()
-        self.set_params(phases.sleep_step(key, params, learning_rate, batch_size, logits_fn=fn))
+        self.set_params(phases.sleep_step(key, params, learning_rate, batch_size, conditionals=fn))
 
     def rws_step(self, key: jax.Array, u: jax.Array, learning_rate, num_samples: int,
                  insomnia=1.0) -> None:
         """One reweighted wake-sleep step (:func:`wsjax.rws_step`)."""
         params, fn = self.split()
         self.set_params(reweighted.rws_step(key, params, u, learning_rate, num_samples,
-                                            insomnia=insomnia, logits_fn=fn))
+                                            insomnia=insomnia, conditionals=fn))
 
     # Surrogate losses, for nnx.grad and nnx.Optimizer (or any optax transformation).
 
@@ -235,12 +235,12 @@ class HelmholtzMachine(nnx.Module):
     def estimate_log_prob(self, key: jax.Array, u: jax.Array, num_samples: int) -> jax.Array:
         """Importance-sampled log P(u) with K samples from Q, [batch]."""
         params, fn = self.split()
-        return objectives.estimate_log_prob(key, params, u, num_samples, logits_fn=fn)
+        return objectives.estimate_log_prob(key, params, u, num_samples, conditionals=fn)
 
     def elbo(self, key: jax.Array, u: jax.Array, num_samples: int = 1) -> jax.Array:
         """The evidence lower bound E_Q[log P(u, h) - log Q(h | u)], [batch]."""
         params, fn = self.split()
-        return objectives.elbo(key, params, u, num_samples, logits_fn=fn)
+        return objectives.elbo(key, params, u, num_samples, conditionals=fn)
 
     def sample(self, key: jax.Array, num: int):
         """``num`` dreams: (u [num, n_0], (h_1, ..., h_L))."""

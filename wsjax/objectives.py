@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsjax._api import check_positive_int, public
-from wsjax.layers import LogitsFn, dense_logits
+from wsjax.layers import SBN, Conditional
 from wsjax.model import (
     check_visible,
     layer_sizes,
@@ -43,9 +43,9 @@ __all__ = [
 _CHUNK_BUDGET = 2**22
 
 
-@public(static_argnames=("logits_fn",), data=("u",), inline=True)
+@public(static_argnames=("conditionals",), data=("u",), inline=True)
 def wake_loss(
-    params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
+    params: dict, u: jax.Array, hs: Sequence[jax.Array], conditionals: Conditional = SBN()
 ) -> jax.Array:
     r"""Wake-phase loss: :math:`-\frac{1}{B}\sum_n \log P(u_n, h_n)`.
 
@@ -61,13 +61,13 @@ def wake_loss(
     Returns:
       Scalar loss in nats per example.
     """
-    lj = jax.vmap(log_joint, in_axes=(None, 0, 0, None))(params, u, tuple(hs), logits_fn)
+    lj = jax.vmap(log_joint, in_axes=(None, 0, 0, None))(params, u, tuple(hs), conditionals)
     return -jnp.mean(lj)
 
 
-@public(static_argnames=("logits_fn",), data=("u",), inline=True)
+@public(static_argnames=("conditionals",), data=("u",), inline=True)
 def sleep_loss(
-    params: dict, u: jax.Array, hs: Sequence[jax.Array], logits_fn: LogitsFn = dense_logits
+    params: dict, u: jax.Array, hs: Sequence[jax.Array], conditionals: Conditional = SBN()
 ) -> jax.Array:
     r"""Sleep-phase loss: :math:`-\frac{1}{B}\sum_n \log Q(h_n | u_n)` on dreamed pairs.
 
@@ -81,13 +81,13 @@ def sleep_loss(
     Returns:
       Scalar loss in nats per example.
     """
-    lq = jax.vmap(log_recognition, in_axes=(None, 0, 0, None))(params, u, tuple(hs), logits_fn)
+    lq = jax.vmap(log_recognition, in_axes=(None, 0, 0, None))(params, u, tuple(hs), conditionals)
     return -jnp.mean(lq)
 
 
 def log_weights(
     key: jax.Array, params: dict, u: jax.Array, num_samples: int,
-    logits_fn: LogitsFn = dense_logits,
+    conditionals: Conditional = SBN(),
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """Draw K recognition samples per example and their log importance weights.
 
@@ -104,23 +104,23 @@ def log_weights(
     Returns:
       (log_w [batch, K], hs) with hs = (h_1 [batch, K, n_1], ...).
     """
-    check_visible(params, u, logits_fn, batched=True)
-    hs, log_p, log_q = sample_particles(key, params, u, num_samples, logits_fn)
+    check_visible(params, u, conditionals, batched=True)
+    hs, log_p, log_q = sample_particles(key, params, u, num_samples, conditionals)
     return log_p - log_q, hs
 
 
 _MAX_SAMPLES = int(np.iinfo(np.int32).max)
 
 
-def _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn):
+def _reduce_log_weights(key, params, u, num_samples, chunk_size, conditionals):
     """Stream over chunks of samples; return (logsumexp_k log w, sum_k log w), each [batch]."""
-    check_visible(params, u, logits_fn, batched=True)
+    check_visible(params, u, conditionals, batched=True)
     num_samples = check_positive_int(num_samples, "num_samples")
     batch = u.shape[0]
     if chunk_size is not None:
         chunk_size = check_positive_int(chunk_size, "chunk_size")
     else:
-        width = sum(layer_sizes(params, logits_fn))
+        width = sum(layer_sizes(params, conditionals))
         chunk_size = max(1, _CHUNK_BUDGET // max(1, batch * width))
     chunk_size = min(int(chunk_size), num_samples)
     num_chunks = -(-num_samples // chunk_size)
@@ -131,7 +131,7 @@ def _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn):
 
     def body(carry, i):
         run_max, run_sum, total = carry
-        lw, _ = log_weights(jax.random.fold_in(key, i), params, u, chunk_size, logits_fn)
+        lw, _ = log_weights(jax.random.fold_in(key, i), params, u, chunk_size, conditionals)
         valid = (i * chunk_size + jnp.arange(chunk_size)) < num_samples
         lw_masked = jnp.where(valid, lw, -jnp.inf)
         new_max = jnp.maximum(run_max, jnp.max(lw_masked, axis=1))
@@ -146,10 +146,10 @@ def _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn):
     return run_max + jnp.log(run_sum), total
 
 
-@public(static_argnames=("num_samples", "chunk_size", "logits_fn"), data=("u",))
+@public(static_argnames=("num_samples", "chunk_size", "conditionals"), data=("u",))
 def estimate_log_prob(
     key: jax.Array, params: dict, u: jax.Array, num_samples: int, *,
-    chunk_size: int | None = None, logits_fn: LogitsFn = dense_logits,
+    chunk_size: int | None = None, conditionals: Conditional = SBN(),
 ) -> jax.Array:
     r"""Importance-sampled estimate of log p(u), with the recognition model as proposal.
 
@@ -172,14 +172,14 @@ def estimate_log_prob(
 
     Compiled once per shape and static setting; concrete ``u`` is checked (0/1, finite).
     """
-    lse, _ = _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn)
+    lse, _ = _reduce_log_weights(key, params, u, num_samples, chunk_size, conditionals)
     return lse - math.log(int(num_samples))
 
 
-@public(static_argnames=("num_samples", "chunk_size", "logits_fn"), data=("u",))
+@public(static_argnames=("num_samples", "chunk_size", "conditionals"), data=("u",))
 def elbo(
     key: jax.Array, params: dict, u: jax.Array, num_samples: int = 1, *,
-    chunk_size: int | None = None, logits_fn: LogitsFn = dense_logits,
+    chunk_size: int | None = None, conditionals: Conditional = SBN(),
 ) -> jax.Array:
     r"""Monte Carlo estimate of the evidence lower bound (minus the free energy) per example.
 
@@ -195,5 +195,5 @@ def elbo(
     Returns:
       [batch] estimates in nats (higher is better; log p(u) minus the KL gap).
     """
-    _, total = _reduce_log_weights(key, params, u, num_samples, chunk_size, logits_fn)
+    _, total = _reduce_log_weights(key, params, u, num_samples, chunk_size, conditionals)
     return total / int(num_samples)

@@ -20,9 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from wsjax._api import check_positive_int, public
-from wsjax.layers import LogitsFn, conditional, dense_logits
+from wsjax.layers import SBN, Conditional, conditional
 from wsjax.model import (
-    apply_rows,
     check_visible,
     generative_params,
     layer_sizes,
@@ -36,30 +35,30 @@ __all__ = ["wake_samples", "sleep_samples", "wake_grads", "sleep_grads", "activi
            "wake_step", "sleep_step"]
 
 
-def wake_samples(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits):
+def wake_samples(key: jax.Array, params: dict, u: jax.Array, conditionals: Conditional = SBN()):
     """Recognition samples for a batch: (h_1 [batch, n_1], ..., h_L [batch, n_L]).
 
     One key split per layer (``wsjax.model.sample_up``).
     """
-    check_visible(params, u, logits_fn, batched=True)
-    return sample_up(key, params, u, logits_fn)
+    check_visible(params, u, conditionals, batched=True)
+    return sample_up(key, params, u, conditionals)
 
 
 def sleep_samples(key: jax.Array, params: dict, batch_size: int,
-                  logits_fn: LogitsFn = dense_logits):
+                  conditionals: Conditional = SBN()):
     """Dream ``batch_size`` (static) examples: (u [batch, n_0], (h_1, ..., h_L)).
 
     One key split per layer (``wsjax.model.sample_down``).
     """
-    layer_sizes(params, logits_fn)  # a malformed machine fails here, with a message
-    return sample_down(key, params, check_positive_int(batch_size, "batch_size"), logits_fn)
+    layer_sizes(params, conditionals)  # a malformed machine fails here, with a message
+    return sample_down(key, params, check_positive_int(batch_size, "batch_size"), conditionals)
 
 
 def _merge(params, part):
     return {**params, **part}
 
 
-def wake_grads(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn = dense_logits,
+def wake_grads(key: jax.Array, params: dict, u: jax.Array, conditionals: Conditional = SBN(),
                *, return_samples: bool = False):
     """Gradient of the wake loss in the generative half, at fresh recognition samples.
 
@@ -67,7 +66,7 @@ def wake_grads(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn =
       key: PRNG key.
       params: the machine.
       u: data [batch, n_visible] of 0/1.
-      logits_fn: the conditional(s).
+      conditionals: the conditional(s).
       return_samples: also return the recognition samples the gradient was taken at
         (static; the algorithms' activity term reads them).
 
@@ -77,27 +76,27 @@ def wake_grads(key: jax.Array, params: dict, u: jax.Array, logits_fn: LogitsFn =
       equals minus the batch-averaged wake delta rule; hs = (h_1 [batch, n_1], ...).
     """
     u = jnp.asarray(u, jnp.float32)
-    hs = wake_samples(key, params, u, logits_fn)
-    loss_fn = lambda gen: wake_loss(_merge(params, gen), u, hs, logits_fn)
+    hs = wake_samples(key, params, u, conditionals)
+    loss_fn = lambda gen: wake_loss(_merge(params, gen), u, hs, conditionals)
     loss, grads = jax.value_and_grad(loss_fn)(generative_params(params))
     return (grads, loss, hs) if return_samples else (grads, loss)
 
 
-def sleep_grads(key: jax.Array, params: dict, batch_size: int, logits_fn: LogitsFn = dense_logits):
+def sleep_grads(key: jax.Array, params: dict, batch_size: int, conditionals: Conditional = SBN()):
     """Gradient of the sleep loss in the recognition half, at fresh dreams.
 
     Returns:
       (grads, loss): grads has the structure of ``recognition_params(params)``
       (``{"recognition"}``) and equals minus the batch-averaged sleep delta rule.
     """
-    u, hs = sleep_samples(key, params, batch_size, logits_fn)
-    loss_fn = lambda rec: sleep_loss(_merge(params, rec), u, hs, logits_fn)
+    u, hs = sleep_samples(key, params, batch_size, conditionals)
+    loss_fn = lambda rec: sleep_loss(_merge(params, rec), u, hs, conditionals)
     loss, grads = jax.value_and_grad(loss_fn)(recognition_params(params))
     return grads, loss
 
 
 def activity_grads(params: dict, u: jax.Array, hs, floor, ceiling=1.0,
-                   logits_fn: LogitsFn = dense_logits):
+                   conditionals: Conditional = SBN()):
     r"""A pseudo-gradient that holds each recognition unit's mean activity within bounds.
 
     A hidden unit that the recognition model never turns on gets no wake-phase
@@ -117,10 +116,12 @@ def activity_grads(params: dict, u: jax.Array, hs, floor, ceiling=1.0,
     this batch. It is handed to the conditional's params as the vector-Jacobian
     product of the logits at the mean input :math:`\bar x`, which for the
     affine conditional is the guide's rule (``b`` gets :math:`c` and ``w`` gets
-    :math:`c\,\bar x^T`) at the cost of one row; for another ``logits_fn`` it
+    :math:`c\,\bar x^T`) at the cost of one row; for another logits function it
     is that rule's linearisation at :math:`\bar x`, not the mean of per-example
-    products. A step ``params - lr * grads`` raises the logits of units below
-    the floor and lowers those above the ceiling.
+    products. For an autoregressive kind (DARN, NADE) a unit's probability is
+    taken at the layer's own samples (teacher-forced), and ``c`` is handed to
+    the mean of the logits over the rows. A step ``params - lr * grads`` raises
+    the logits of units below the floor and lowers those above the ceiling.
 
     Args:
       params: the machine.
@@ -129,7 +130,7 @@ def activity_grads(params: dict, u: jax.Array, hs, floor, ceiling=1.0,
         [batch, n_l] or [batch, K, n_l] (then every sample counts once).
       floor, ceiling: the band of mean probabilities left alone, scalars or one per layer
         [L] (may be traced).
-      logits_fn: the conditional "layer params, input -> logits", or one per layer and side.
+      conditionals: the kinds of layer (:class:`wsjax.layers.Conditionals`, or one for all).
 
     Returns:
       grads with the structure of ``recognition_params(params)`` (``{"recognition"}``).
@@ -137,8 +138,8 @@ def activity_grads(params: dict, u: jax.Array, hs, floor, ceiling=1.0,
     Raises:
       ValueError: at trace time, if ``u`` or ``hs`` do not fit the machine.
     """
-    check_visible(params, u, logits_fn, batched=True)
-    sizes = layer_sizes(params, logits_fn)
+    check_visible(params, u, conditionals, batched=True)
+    sizes = layer_sizes(params, conditionals)
     hs = tuple(hs)
     if len(hs) != len(sizes) - 1 or any(
             jnp.shape(h)[0] != jnp.shape(u)[0] or jnp.shape(h)[-1] != n
@@ -152,12 +153,20 @@ def activity_grads(params: dict, u: jax.Array, hs, floor, ceiling=1.0,
                       for v in (floor, ceiling))
     grads = []
     for l, layer in enumerate(params["recognition"]):
-        fn = conditional(logits_fn, "recognition", l)
+        kind = conditional(conditionals, "recognition", l)
         x = jnp.reshape(inputs[l], (-1, inputs[l].shape[-1]))
-        q_mean = jnp.mean(jax.nn.sigmoid(apply_rows(fn, layer, x)), axis=0)
+        if kind.factorial:
+            q_mean = jnp.mean(jax.nn.sigmoid(kind.logits(layer, x)), axis=0)
+            logits_at_mean = lambda p, kind=kind, x=x: kind.logits(
+                p, jnp.mean(x, axis=0, keepdims=True))
+        else:  # the units' conditionals at the layer's own samples, teacher-forced
+            y = jnp.reshape(hs[l], (-1, hs[l].shape[-1]))
+            x = jnp.repeat(x, y.shape[0] // x.shape[0], axis=0)
+            q_mean = jnp.mean(jax.nn.sigmoid(kind.logits(layer, x, y)), axis=0)
+            logits_at_mean = lambda p, kind=kind, x=x, y=y: jnp.mean(
+                kind.logits(p, x, y), axis=0, keepdims=True)
         c = jnp.minimum(q_mean - floor[l], 0.0) + jnp.maximum(q_mean - ceiling[l], 0.0)
-        _, vjp = jax.vjp(
-            lambda p, fn=fn, x=x: apply_rows(fn, p, jnp.mean(x, axis=0, keepdims=True)), layer)
+        _, vjp = jax.vjp(logits_at_mean, layer)
         grads.append(vjp(jax.lax.stop_gradient(c)[None])[0])
     return {"recognition": tuple(grads)}
 
@@ -166,9 +175,9 @@ def _sgd(part, grads, learning_rate):
     return jax.tree.map(lambda p, g: p - learning_rate * g, part, grads)
 
 
-@public(static_argnames=("logits_fn",), data=("u",), rates=("learning_rate",))
+@public(static_argnames=("conditionals",), data=("u",), rates=("learning_rate",))
 def wake_step(
-    key: jax.Array, params: dict, u: jax.Array, learning_rate, *, logits_fn: LogitsFn = dense_logits
+    key: jax.Array, params: dict, u: jax.Array, learning_rate, *, conditionals: Conditional = SBN()
 ) -> dict:
     """One wake phase: the delta rule on every generative conditional and the prior.
 
@@ -184,14 +193,14 @@ def wake_step(
     Compiled once per shape (an eager call costs what a jitted one does);
     concrete data and rates are checked (0/1 data, finite non-negative rate).
     """
-    grads, _ = wake_grads(key, params, u, logits_fn)
+    grads, _ = wake_grads(key, params, u, conditionals)
     return _merge(params, _sgd(generative_params(params), grads, learning_rate))
 
 
-@public(static_argnames=("batch_size", "logits_fn"), rates=("learning_rate",))
+@public(static_argnames=("batch_size", "conditionals"), rates=("learning_rate",))
 def sleep_step(
     key: jax.Array, params: dict, learning_rate, batch_size: int, *,
-    logits_fn: LogitsFn = dense_logits,
+    conditionals: Conditional = SBN(),
 ) -> dict:
     """One sleep phase: dream ``batch_size`` examples, then the delta rule on recognition.
 
@@ -204,5 +213,5 @@ def sleep_step(
     Returns:
       New params; the generative half is returned unchanged.
     """
-    grads, _ = sleep_grads(key, params, batch_size, logits_fn)
+    grads, _ = sleep_grads(key, params, batch_size, conditionals)
     return _merge(params, _sgd(recognition_params(params), grads, learning_rate))

@@ -68,7 +68,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsjax._api import check_positive_int, public
-from wsjax.layers import LogitsFn, dense_logits
+from wsjax.layers import SBN, Conditional
 from wsjax.model import (
     check_visible,
     generative_params,
@@ -121,10 +121,10 @@ def normalized_weights(log_w: jax.Array) -> jax.Array:
     return jax.nn.softmax(jax.lax.stop_gradient(log_w), axis=-1)
 
 
-def _check_samples(params, u, hs, log_w, logits_fn):
+def _check_samples(params, u, hs, log_w, conditionals):
     """Raise a ValueError at trace time when hs or log_w do not fit u and the machine."""
-    check_visible(params, u, logits_fn, batched=True)
-    sizes = layer_sizes(params, logits_fn)
+    check_visible(params, u, conditionals, batched=True)
+    sizes = layer_sizes(params, conditionals)
     log_w_shape = np.shape(log_w)
     if len(log_w_shape) != 2 or log_w_shape[0] != np.shape(u)[0]:
         raise ValueError(
@@ -145,7 +145,7 @@ def _check_samples(params, u, hs, log_w, logits_fn):
 
 def rws_losses(
     params: dict, u: jax.Array, hs: Sequence[jax.Array], log_w: jax.Array,
-    logits_fn: LogitsFn = dense_logits,
+    conditionals: Conditional = SBN(),
 ) -> tuple[jax.Array, jax.Array]:
     r"""The two wake-phase losses of reweighted wake-sleep, at fixed samples and weights.
 
@@ -168,7 +168,7 @@ def rws_losses(
         h_L [batch, K, n_L]), as returned by ``log_weights``.
       log_w: their log importance weights [batch, K]; any per-example shift
         gives the same losses. Held fixed (no gradient flows into them).
-      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+      conditionals: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
 
     Returns:
@@ -179,8 +179,8 @@ def rws_losses(
         together or the machine.
     """
     hs = tuple(hs)
-    _check_samples(params, u, hs, log_w, logits_fn)
-    log_p, log_q = particle_log_probs(params, u, hs, logits_fn)
+    _check_samples(params, u, hs, log_w, conditionals)
+    log_p, log_q = particle_log_probs(params, u, hs, conditionals)
     return _weighted_loss(log_w, log_p), _weighted_loss(log_w, log_q)
 
 
@@ -201,7 +201,7 @@ def _check_weight(name, value, upper_closed=True):
 
 def rws_grads(
     key: jax.Array, params: dict, u: jax.Array, num_samples: int, insomnia=1.0,
-    sleep_batch_size: int | None = None, logits_fn: LogitsFn = dense_logits, *,
+    sleep_batch_size: int | None = None, conditionals: Conditional = SBN(), *,
     defensive=0.0, return_samples: bool = False,
 ) -> tuple:
     r"""Reweighted wake-sleep gradients for every param of the machine.
@@ -231,7 +231,7 @@ def rws_grads(
       insomnia: weight in [0, 1] of the wake-phase Q update against the sleep
         phase (scalar, may be traced; a concrete value outside [0, 1] is refused).
       sleep_batch_size: dreams per sleep phase (static; None: the batch size of u).
-      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+      conditionals: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
       defensive: d in [0, 1), the uniform's weight in the defensive proposal (see
         the module docstring); 0 (default) is plain RWS (may be traced).
@@ -248,7 +248,7 @@ def rws_grads(
       ValueError: at trace time, if ``u`` does not fit the machine, or
         num_samples, sleep_batch_size or a concrete insomnia is out of range.
     """
-    check_visible(params, u, logits_fn, batched=True)
+    check_visible(params, u, conditionals, batched=True)
     num_samples = check_positive_int(num_samples, "num_samples")
     _check_weight("insomnia", insomnia)
     _check_weight("defensive", defensive, upper_closed=False)
@@ -258,7 +258,7 @@ def rws_grads(
 
     wake_key, sleep_key = jax.random.split(key)
     hs, log_w, (wake_p_loss, gen_grads), wake_q_loss, wake_q_grads = _wake_phase(
-        wake_key, params, u, num_samples, logits_fn, defensive)
+        wake_key, params, u, num_samples, conditionals, defensive)
 
     def no_wake_q_grads():  # insomnia == 0: the wake-phase Q gradient would be weighted by 0
         return jax.tree.map(jnp.zeros_like, recognition_params(params))
@@ -266,7 +266,7 @@ def rws_grads(
     wake_q = _branch(insomnia == 0, no_wake_q_grads, wake_q_grads)  # the grads of L_Q
 
     def with_sleep():
-        sleep_rec_grads, sleep_loss = sleep_grads(sleep_key, params, sleep_batch_size, logits_fn)
+        sleep_rec_grads, sleep_loss = sleep_grads(sleep_key, params, sleep_batch_size, conditionals)
         mixed = jax.tree.map(lambda q, s: insomnia * q + (1 - insomnia) * s, wake_q,
                              sleep_rec_grads)
         return mixed, sleep_loss
@@ -292,7 +292,7 @@ def _info(log_w, wake_p_loss, wake_q_loss, sleep_loss) -> RWSInfo:
     )
 
 
-def _wake_phase(wake_key, params, u, num_samples, logits_fn, defensive=0.0):
+def _wake_phase(wake_key, params, u, num_samples, conditionals, defensive=0.0):
     """The K samples of ``log_weights(wake_key, ...)`` and what the wake phase takes at them.
 
     Returns:
@@ -302,16 +302,16 @@ def _wake_phase(wake_key, params, u, num_samples, logits_fn, defensive=0.0):
       gradient is one pullback, taken only where it is needed (the forward products
       that both pullbacks reuse are computed once).
     """
-    hs = jax.lax.stop_gradient(sample_up(wake_key, params, u, logits_fn, num_samples,
+    hs = jax.lax.stop_gradient(sample_up(wake_key, params, u, conditionals, num_samples,
                                          defensive=defensive))
-    log_probs = lambda half: particle_log_probs({**params, **half}, u, hs, logits_fn)
+    log_probs = lambda half: particle_log_probs({**params, **half}, u, hs, conditionals)
     log_p, pull_p = jax.vjp(lambda gen: log_probs(gen)[0], generative_params(params))
     log_q, pull_q = jax.vjp(lambda rec: log_probs(rec)[1], recognition_params(params))
     if isinstance(defensive, (int, float)) and defensive == 0:
         log_proposal = log_q
     else:
         log_proposal = _branch(jnp.asarray(defensive) == 0, lambda: log_q,
-                               lambda: log_defensive(params, u, hs, defensive, logits_fn))
+                               lambda: log_defensive(params, u, hs, defensive, conditionals))
     log_w = jax.lax.stop_gradient(log_p - log_proposal)
     wake_q_grads = lambda: _weighted_loss_grads(log_w, log_q, pull_q)[1]
     return (hs, log_w, _weighted_loss_grads(log_w, log_p, pull_p), _weighted_loss(log_w, log_q),
@@ -340,11 +340,11 @@ def _branch(pred, if_true, if_false):
 
 
 
-@public(static_argnames=("num_samples", "sleep_batch_size", "logits_fn"), data=("u",),
+@public(static_argnames=("num_samples", "sleep_batch_size", "conditionals"), data=("u",),
         rates=("learning_rate",))
 def rws_step(
     key: jax.Array, params: dict, u: jax.Array, learning_rate, num_samples: int, *,
-    insomnia=1.0, sleep_batch_size: int | None = None, logits_fn: LogitsFn = dense_logits,
+    insomnia=1.0, sleep_batch_size: int | None = None, conditionals: Conditional = SBN(),
     defensive=0.0,
 ) -> dict:
     """One reweighted wake-sleep step: plain SGD ``params - learning_rate * grads``.
@@ -362,7 +362,7 @@ def rws_step(
       num_samples: K, recognition samples per example (static positive int).
       insomnia: weight in [0, 1] of the wake-phase Q update (may be traced).
       sleep_batch_size: dreams per sleep phase (static; None: the batch size of u).
-      logits_fn: the conditional "layer params, input -> logits", or one per layer and side
+      conditionals: the conditional "layer params, input -> logits", or one per layer and side
         (:class:`wsjax.layers.Conditionals`).
       defensive: d in [0, 1), the uniform's weight in the proposal (see :func:`rws_grads`;
         may be traced).
@@ -370,7 +370,7 @@ def rws_step(
     Returns:
       New params, with the structure of ``params``.
     """
-    grads, _ = rws_grads(key, params, u, num_samples, insomnia, sleep_batch_size, logits_fn,
+    grads, _ = rws_grads(key, params, u, num_samples, insomnia, sleep_batch_size, conditionals,
                          defensive=defensive)
     halves = {**generative_params(params), **recognition_params(params)}
     stepped = jax.tree.map(lambda p, g: p - learning_rate * g, halves, grads)
