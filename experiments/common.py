@@ -69,6 +69,14 @@ def define_flags(skip=(), **defaults):
     flags.DEFINE_list("layer_sizes", d("layer_sizes", None),
                       "Widths, visible first (default: the data set's).")
     flags.DEFINE_integer("num_samples", d("num_samples", 5), "rws: importance samples per example.")
+    flags.DEFINE_list("generative", d("generative", ["sbn"]),
+                      "Kind of each generative conditional, visible layer first: sbn, darn or "
+                      "nade:H (H hidden units); one for all layers, or one per layer.")
+    flags.DEFINE_list("recognition", d("recognition", ["sbn"]),
+                      "Kind of each recognition conditional, bottom layer first "
+                      "(as --generative).")
+    flags.DEFINE_string("prior", d("prior", "sbn"),
+                        "Kind of the top-layer prior (as --generative).")
     for row in hyperparams.TABLE:
         if row.name not in TABLE_FLAGS:
             continue
@@ -340,9 +348,46 @@ def check_positive(**named):
             raise flags.ValidationError(f"--{name} must be positive, got {value}")
 
 
-def algorithm():
-    """The Algorithm the flags ask for."""
+def _kind(flag, text):
+    """One kind of layer from its flag spelling: sbn, darn or nade:H."""
+    name, _, arg = text.strip().lower().partition(":")
+    if name in ("sbn", "darn") and not arg:
+        return wsjax.layers.SBN() if name == "sbn" else wsjax.layers.DARN()
+    if name == "nade" and arg.isdigit() and int(arg) > 0:
+        return wsjax.layers.NADE(int(arg))
+    raise flags.ValidationError(
+        f"--{flag}: {text!r} is not a kind of layer; use sbn, darn or nade:H (H > 0 hidden units)")
+
+
+def conditionals(num_layers):
+    """The kinds of layer the flags ask for, for a machine of ``num_layers`` layers."""
+    sides = {}
+    for side in ("generative", "recognition"):
+        kinds = [_kind(side, v) for v in getattr(FLAGS, side)]
+        if len(kinds) == 1:
+            kinds = kinds * num_layers
+        if len(kinds) != num_layers:
+            raise flags.ValidationError(
+                f"--{side} names {len(kinds)} kinds, but the machine has {num_layers} layer(s) "
+                "of conditionals: give one kind, or one per layer")
+        sides[side] = tuple(kinds)
+    return wsjax.layers.Conditionals(prior=_kind("prior", FLAGS.prior), **sides)
+
+
+def kinds_settings():
+    """The kinds of layer as the flags spell them (for the run's identity)."""
+    return dict(generative=[v.strip().lower() for v in FLAGS.generative],
+                recognition=[v.strip().lower() for v in FLAGS.recognition],
+                prior=FLAGS.prior.strip().lower())
+
+
+def algorithm(num_layers=1):
+    """The Algorithm the flags ask for, built for the kinds of layer they name."""
     check_positive(num_samples=FLAGS.num_samples)
+    kinds = conditionals(num_layers)
+    if kinds == wsjax.layers.Conditionals((wsjax.layers.SBN(),) * num_layers,
+                                          (wsjax.layers.SBN(),) * num_layers):
+        kinds = wsjax.layers.SBN()  # the default machine, as every other entry point builds it
     if FLAGS.sleep_batch_size < 0:
         raise flags.ValidationError(
             f"--sleep_batch_size must be >= 0, got {FLAGS.sleep_batch_size}")
@@ -351,21 +396,25 @@ def algorithm():
     if FLAGS.sequential and FLAGS.algorithm != "wake_sleep":
         raise flags.ValidationError("--sequential applies to --algorithm=wake_sleep only")
     if FLAGS.algorithm == "rws":
-        return wsjax.rws(optimizer, FLAGS.num_samples, sleep_batch_size=sleep_batch)
+        return wsjax.rws(optimizer, FLAGS.num_samples, sleep_batch_size=sleep_batch,
+                         conditionals=kinds)
     if FLAGS.algorithm == "vimco":
         if FLAGS.num_samples < 2:
             raise flags.ValidationError(
                 f"--algorithm=vimco needs --num_samples >= 2 (its leave-one-out baselines), "
                 f"got {FLAGS.num_samples}")
-        return wsjax.vimco(optimizer, FLAGS.num_samples)
+        return wsjax.vimco(optimizer, FLAGS.num_samples, conditionals=kinds)
     if FLAGS.algorithm == "nvil":
-        return wsjax.nvil(optimizer)
-    return wsjax.wake_sleep(optimizer, sequential=FLAGS.sequential, sleep_batch_size=sleep_batch)
+        return wsjax.nvil(optimizer, conditionals=kinds)
+    return wsjax.wake_sleep(optimizer, sequential=FLAGS.sequential, sleep_batch_size=sleep_batch,
+                            conditionals=kinds)
 
 
 def algorithm_settings():
     """The static settings of the algorithm, as they change its numbers (for the run's identity)."""
     out = dict(name=FLAGS.algorithm, optimizer=FLAGS.optimizer)
+    if kinds_settings() != dict(generative=["sbn"], recognition=["sbn"], prior="sbn"):
+        out["kinds"] = kinds_settings()  # absent for the default, as in runs made before them
     if FLAGS.algorithm in ("wake_sleep", "rws"):
         out["sleep_batch_size"] = FLAGS.sleep_batch_size or FLAGS.batch_size
     if FLAGS.algorithm in ("rws", "vimco"):
@@ -406,7 +455,11 @@ def build(task, num_steps=None, eval_every=None):
         config = wsjax.TrainConfig(layer_sizes=sizes, num_steps=num_steps,
                                    batch_size=FLAGS.batch_size, sampler=task.sampler,
                                    eval_every=eval_every, eval_fn=task.eval_fn)
-        trainer = wsjax.make_train(config, algorithm())
+        trainer = wsjax.make_train(config, algorithm(len(sizes) - 1))
+        if trainer.algorithm.conditionals != wsjax.layers.SBN() and task.metric == "kl_bits":
+            raise flags.ValidationError(
+                f"--generative, --recognition and --prior: the {task.name} task's metrics read "
+                "affine factorial layers; train other kinds of layer on digits or mnist")
         rates = parse_rates(FLAGS.learning_rates)
         start, end = layer_rates(FLAGS.layer_rate_scales)
         biases = _floats("init_biases", FLAGS.init_biases)

@@ -82,6 +82,7 @@ def main(argv):
         test = test[np.sort(pick)]
     log_lik = evaluation.heldout_log_prob(
         jax.random.key(FLAGS.seed), result.state.params, test, FLAGS.test_samples,
+        conditionals=trainer.algorithm.conditionals,
         on_batch=lambda done, total, s: logging.info("test log-likelihood: %d/%d images, %.0f s",
                                                      done, total, s))
     baseline = evaluation.factorial_baseline_nll(task.splits["train"], test)
@@ -97,8 +98,9 @@ def main(argv):
         seconds_per_epoch=result.seconds / epochs))
 
     out, best = FLAGS.output_dir, common.best_params(result, summary)
-    dreams, _ = jax.vmap(wsjax.sample_generative, in_axes=(0, None))(
-        jax.random.split(jax.random.key(FLAGS.seed + 1), 64), best)
+    kinds = trainer.algorithm.conditionals
+    dreams, _ = jax.vmap(lambda k: wsjax.sample_generative(k, best, kinds))(
+        jax.random.split(jax.random.key(FLAGS.seed + 1), 64))
     plotting.plot_image_grid(dreams, task.image_shape, os.path.join(out, "dreams.png"), num_cols=8,
                              title=f"dreams of {task.name} ({FLAGS.algorithm})")
     fields = np.asarray(best["generative"][0]["w"]).T[:64]

@@ -1,14 +1,15 @@
 """wsjax: Helmholtz machines trained by wake-sleep and its successors, as pure JAX functions.
 
 The top level holds what a user needs; helpers stay in their modules
-(``wsjax.model``, ``wsjax.phases``, ``wsjax.reweighted``, ``wsjax.estimators``,
-``wsjax.objectives``, ``wsjax.exact``, ``wsjax.algorithms``, ``wsjax.train``, ``wsjax.layout``,
-``wsjax.runner``, ``wsjax.checkpoint``, ``wsjax.results``, ``wsjax.evaluation``,
-``wsjax.data``, ``wsjax.loaders``, ``wsjax.tasks``, ``wsjax.plotting``, and
-``wsjax.modules``: flax.nnx modules, imported on demand).
+(``wsjax.layers``, the kinds of layer; ``wsjax.model``, ``wsjax.phases``,
+``wsjax.reweighted``, ``wsjax.estimators``, ``wsjax.objectives``, ``wsjax.exact``,
+``wsjax.algorithms``, ``wsjax.train``, ``wsjax.layout``, ``wsjax.runner``,
+``wsjax.checkpoint``, ``wsjax.results``, ``wsjax.evaluation``, ``wsjax.data``,
+``wsjax.loaders``, ``wsjax.tasks``, ``wsjax.plotting``, and ``wsjax.modules``: flax.nnx
+modules, imported on demand).
 """
 
-from wsjax import data, evaluation, layout, loaders, plotting, results, runner, tasks
+from wsjax import data, evaluation, layers, layout, loaders, plotting, results, runner, tasks
 from wsjax.algorithms import Algorithm, State, WakeSleepInfo, nvil, rws, vimco, wake_sleep
 from wsjax.data import validate_binary
 from wsjax.estimators import NVILInfo, VIMCOInfo
@@ -44,5 +45,5 @@ __all__ = [
     # Data.
     "validate_binary",
     # Modules.
-    "data", "evaluation", "layout", "loaders", "plotting", "results", "runner", "tasks",
+    "data", "evaluation", "layers", "layout", "loaders", "plotting", "results", "runner", "tasks",
 ]

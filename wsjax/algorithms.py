@@ -124,12 +124,15 @@ class Algorithm(NamedTuple):
       default_hyperparams: ``(**overrides) -> dict``: every hyperparameter the
         algorithm reads, at its default unless overridden, checked.
       name: "wake_sleep", "rws", "vimco" or "nvil".
+      conditionals: the kinds of layer the algorithm was built for (machines made for
+        it by :func:`wsjax.make_train` have params of these kinds).
     """
 
     init: Callable
     step: Callable
     default_hyperparams: Callable
     name: str
+    conditionals: Conditional = SBN()
 
 
 def _optimizer_name(optimizer) -> str:
@@ -284,7 +287,7 @@ def _check_state(state, name, optimizer) -> None:
             f"{jax.tree.structure(state.opt_state).num_leaves} found")
 
 
-def _bundle(name, optimizer, step_fn, info_name, prepare=None):
+def _bundle(name, optimizer, step_fn, info_name, conditionals, prepare=None):
     """The Algorithm of ``step_fn``: init and step as checked, compiled entry points.
 
     ``prepare``, if given, maps the machine's params to the params the algorithm
@@ -337,7 +340,7 @@ def _bundle(name, optimizer, step_fn, info_name, prepare=None):
     init = entry_point(init_fn, check=check_init, name="init", doc=_INIT_DOC.format(name=name))
     step = entry_point(checked_step_fn, check=check_step, name="step",
                        doc=_STEP_DOC.format(name=name, info=info_name))
-    return Algorithm(init, step, _make_defaults(name, optimizer), name)
+    return Algorithm(init, step, _make_defaults(name, optimizer), name, conditionals)
 
 
 _INIT_DOC = """The State of {name} at step 0: ``(params, hyperparams) -> State``.
@@ -477,7 +480,7 @@ def wake_sleep(
         info = WakeSleepInfo(wake_loss=wake_loss, sleep_loss=sleep_loss)
         return State(new_params, opt_state, state.hyperparams, state.step + 1), info
 
-    return _bundle("wake_sleep", optimizer, step_fn, "WakeSleepInfo")
+    return _bundle("wake_sleep", optimizer, step_fn, "WakeSleepInfo", conditionals)
 
 
 def rws(
@@ -514,7 +517,7 @@ def rws(
                                     return_samples=True)
         return _step_with_activity(optimizer, state, grads, u, hs, conditionals), info
 
-    return _bundle("rws", optimizer, step_fn, "RWSInfo")
+    return _bundle("rws", optimizer, step_fn, "RWSInfo", conditionals)
 
 
 def vimco(
@@ -568,7 +571,7 @@ def vimco(
                                       return_samples=True)
         return _step_with_activity(optimizer, state, grads, u, hs, conditionals), info
 
-    return _bundle("vimco", optimizer, step_fn, "VIMCOInfo")
+    return _bundle("vimco", optimizer, step_fn, "VIMCOInfo", conditionals)
 
 
 def nvil(optimizer: Optimizer = optax.sgd, *, conditionals: Conditional = SBN()) -> Algorithm:
@@ -644,4 +647,4 @@ def nvil(optimizer: Optimizer = optax.sgd, *, conditionals: Conditional = SBN())
         new_params = {**new_params, "baseline": {**new_params["baseline"], **statistics}}
         return State(new_params, opt_state, hp, state.step + 1), info
 
-    return _bundle("nvil", optimizer, step_fn, "NVILInfo", prepare=prepare)
+    return _bundle("nvil", optimizer, step_fn, "NVILInfo", conditionals, prepare=prepare)

@@ -74,6 +74,7 @@ def _run_axes(params) -> tuple[int, ...]:
 def heldout_log_prob(
     key: jax.Array, params, data, num_samples: int, *, batch_size: int = 100,
     on_batch: Callable[[int, int, float], None] | None = None,
+    conditionals: Conditional = SBN(),
 ) -> np.ndarray:
     r"""Mean importance-sampled log p(u) over a data set, in batches, for one run or a stack of
     runs.
@@ -88,6 +89,7 @@ def heldout_log_prob(
       num_samples: K importance samples per example (static positive int).
       batch_size: examples per compiled call (the last batch may be smaller).
       on_batch: optional callback (examples done, total, seconds) after each batch.
+      conditionals: the kinds of layer (static).
 
     Returns:
       numpy array of the run axes' shape (a 0-d array for one machine): mean log p(u) in nats.
@@ -96,7 +98,8 @@ def heldout_log_prob(
     num_samples = check_positive_int(num_samples, "num_samples")
     batch_size = check_positive_int(batch_size, "batch_size")
     axes = _run_axes(params)
-    fn = lambda p, k, u: estimate_log_prob.uncompiled(k, p, u, num_samples)
+    fn = lambda p, k, u: estimate_log_prob.uncompiled(k, p, u, num_samples,
+                                                      conditionals=conditionals)
     for _ in axes:
         fn = jax.vmap(fn, in_axes=(0, None, None))
     estimate = jax.jit(fn)

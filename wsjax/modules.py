@@ -11,10 +11,10 @@ Two ways in:
 
 * :class:`HelmholtzMachine`, an ``nnx.Module`` whose conditionals are nnx
   modules (:class:`Dense` by default, :class:`MLP` or any module mapping an
-  input to logits), with methods for the steps, the losses, the likelihoods and
-  sampling.
+  input to logits, or a :class:`Layer` of a kind such as DARN or NADE), with
+  methods for the steps, the losses, the likelihoods and sampling.
 * :func:`as_conditional`, for callers of the pure functions: a flax module
-  becomes ``(layer params, conditionals)`` to put in a params pytree and a
+  becomes ``(layer params, logits function)`` to put in a params pytree and a
   :class:`wsjax.layers.Conditionals`.
 
 A conditional module should hold only ``nnx.Param`` variables (no batch
@@ -33,9 +33,9 @@ from flax import nnx
 
 from wsjax import exact, model, objectives, phases, reweighted
 from wsjax._api import check_data
-from wsjax.layers import Conditionals, dense_logits
+from wsjax.layers import SBN, Conditionals, Kind, dense_logits
 
-__all__ = ["Dense", "MLP", "ModuleConditional", "as_conditional", "HelmholtzMachine"]
+__all__ = ["Dense", "Layer", "MLP", "ModuleConditional", "as_conditional", "HelmholtzMachine"]
 
 
 class Dense(nnx.Module):
@@ -54,6 +54,53 @@ class Dense(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return dense_logits({"w": self.w[...], "b": self.b[...]}, x)
+
+
+class Layer(nnx.Module):
+    """One conditional of a kind of :mod:`wsjax.layers` (DARN, NADE, ...), its params as nnx.Params.
+
+    The variables are named as ``kind.init`` names the params (``b``, ``a``, ``w``
+    for DARN; ``b``, ``c``, ``enc``, ``dec``, ``w``, ``v`` for NADE).
+
+    Args:
+      kind: the kind of layer.
+      n_in: width of the conditioning layer (0 for a prior).
+      n_out: width of the layer.
+      rngs: draws the initial weights.
+      scale: standard deviation of the Gaussian initial weights.
+    """
+
+    def __init__(self, kind: Kind, n_in: int, n_out: int, *, rngs: nnx.Rngs, scale: float = 0.0):
+        self.kind = kind
+        values = kind.init(rngs.params(), n_in, n_out, scale)
+        self.names = tuple(sorted(values))
+        for name in self.names:
+            setattr(self, name, nnx.Param(values[name]))
+
+    def values(self) -> dict:
+        """The params as the pure functions read them: ``{name: array}``."""
+        return {name: getattr(self, name)[...] for name in self.names}
+
+    def update(self, values: dict) -> None:
+        """Write ``values`` (as :meth:`values` gives them) into the variables."""
+        for name in self.names:
+            getattr(self, name)[...] = values[name]
+
+
+def _factory(spec, init_scale):
+    """``(n_in, n_out, rngs) -> module`` for one layer from a kind, a factory or None."""
+    if spec is None:
+        return lambda n_in, n_out, rngs: Dense(n_in, n_out, rngs=rngs, scale=init_scale)
+    if isinstance(spec, Kind):
+        return lambda n_in, n_out, rngs: Layer(spec, n_in, n_out, rngs=rngs, scale=init_scale)
+    return spec
+
+
+def _pure(module):
+    """``(layer params, kind or logits function)`` of one conditional module."""
+    if isinstance(module, Layer):
+        return module.values(), module.kind
+    return as_conditional(module)
 
 
 class MLP(nnx.Module):
@@ -126,44 +173,72 @@ class HelmholtzMachine(nnx.Module):
     Args:
       layer_sizes: (n_visible, n_1, ..., n_top).
       rngs: draws the initial weights.
-      generative: optional ``(n_in, n_out, rngs) -> module`` making each generative
-        conditional (n_in the layer above, n_out the layer below); default :class:`Dense`.
+      generative: how each generative conditional is made (n_in the layer above,
+        n_out the layer below): a kind of :mod:`wsjax.layers` (``DARN()``,
+        ``NADE(h)``; a :class:`Layer` of it), an ``(n_in, n_out, rngs) -> module``
+        factory (a module mapping an input to logits), or a sequence of those,
+        one per layer; default :class:`Dense`.
       recognition: the same for each recognition conditional (n_in below, n_out above).
-      init_scale: standard deviation of the initial weights of the default Dense layers.
+      prior: the kind of the top-layer prior; default the factorial prior, the
+        logits ``self.prior``.
+      init_scale: standard deviation of the initial weights of Dense and Layer modules.
 
     The conditional modules sit in ``self.generative`` and ``self.recognition``
-    (entry l between h_l and h_{l+1}, as in the params pytree) and the prior
-    logits in ``self.prior``. :meth:`split` gives the pure view.
+    (entry l between h_l and h_{l+1}, as in the params pytree) and the prior in
+    ``self.prior``. :meth:`split` gives the pure view.
     """
 
     def __init__(self, layer_sizes: Sequence[int], *, rngs: nnx.Rngs, generative=None,
-                 recognition=None, init_scale: float = 0.0):
+                 recognition=None, prior: Kind = SBN(), init_scale: float = 0.0):
         sizes = model.check_layer_sizes(layer_sizes)
-        dense = lambda n_in, n_out, rngs: Dense(n_in, n_out, rngs=rngs, scale=init_scale)
-        make_gen, make_rec = generative or dense, recognition or dense
-        self.prior = nnx.Param(jnp.zeros((sizes[-1],), jnp.float32))
+        num_layers = len(sizes) - 1
+
+        def factories(spec, side):
+            specs = spec if isinstance(spec, (list, tuple)) else (spec,) * num_layers
+            if len(specs) != num_layers:
+                raise ValueError(f"{side} names {len(specs)} conditionals for a machine with "
+                                 f"{num_layers} layers of them")
+            return [_factory(x, init_scale) for x in specs]
+
+        make_gen, make_rec = factories(generative, "generative"), factories(recognition,
+                                                                            "recognition")
+        if prior == SBN():
+            self.prior = nnx.Param(jnp.zeros((sizes[-1],), jnp.float32))
+        else:
+            self.prior = Layer(prior, 0, sizes[-1], rngs=rngs, scale=init_scale)
         self.generative = nnx.List(
-            [make_gen(sizes[l + 1], sizes[l], rngs) for l in range(len(sizes) - 1)])
+            [make_gen[l](sizes[l + 1], sizes[l], rngs) for l in range(num_layers)])
         self.recognition = nnx.List(
-            [make_rec(sizes[l], sizes[l + 1], rngs) for l in range(len(sizes) - 1)])
+            [make_rec[l](sizes[l], sizes[l + 1], rngs) for l in range(num_layers)])
 
     # The pure view.
 
     def split(self):
-        """``(params, conditionals)``: the params pytree of the kit and its conditionals."""
-        gen = [as_conditional(m) for m in self.generative]
-        rec = [as_conditional(m) for m in self.recognition]
-        params = {"prior": {"b": self.prior[...]},
+        """``(params, conditionals)``: the params pytree of the kit and its kinds of layer."""
+        gen = [_pure(m) for m in self.generative]
+        rec = [_pure(m) for m in self.recognition]
+        if isinstance(self.prior, Layer):
+            prior, prior_kind = self.prior.values(), self.prior.kind
+        else:
+            prior, prior_kind = {"b": self.prior[...]}, SBN()
+        params = {"prior": prior,
                   "generative": tuple(s for s, _ in gen),
                   "recognition": tuple(s for s, _ in rec)}
-        return params, Conditionals(tuple(f for _, f in gen), tuple(f for _, f in rec))
+        return params, Conditionals(tuple(f for _, f in gen), tuple(f for _, f in rec),
+                                    prior_kind)
 
     def set_params(self, params) -> None:
         """Write a params pytree (with the structure :meth:`split` gives) into the module."""
-        self.prior[...] = params["prior"]["b"]
+        if isinstance(self.prior, Layer):
+            self.prior.update(params["prior"])
+        else:
+            self.prior[...] = params["prior"]["b"]
         for side in ("generative", "recognition"):
             for module, state in zip(getattr(self, side), params[side]):
-                nnx.update(module, state)
+                if isinstance(module, Layer):
+                    module.update(state)
+                else:
+                    nnx.update(module, state)
 
     @property
     def layer_sizes(self) -> tuple[int, ...]:
@@ -257,4 +332,7 @@ class HelmholtzMachine(nnx.Module):
         u = check_data(u, "u")
         params, fn = self.split()
         model.check_visible(params, u, fn, batched=True)
+        if isinstance(self.recognition[0], Layer):
+            raise ValueError("features needs a factorial first recognition layer; "
+                             f"this one is {self.recognition[0].kind!r}")
         return jax.nn.sigmoid(self.recognition[0](jnp.asarray(u, jnp.float32)))

@@ -19,6 +19,7 @@ import numpy as np
 from wsjax import data as data_lib
 from wsjax.evaluation import direction_accuracy, parts_drawn
 from wsjax.exact import exact_kl_bits
+from wsjax.layers import SBN
 from wsjax.model import check_layer_sizes
 from wsjax.objectives import estimate_log_prob
 
@@ -151,12 +152,13 @@ def from_arrays(name: str, train, test, layer_sizes, image_shape, num_eval_sampl
     test_eval = heldout[np.sort(rng.permutation(heldout.shape[0])[:eval_batch])]
     train_eval = train[np.sort(rng.permutation(train.shape[0])[:eval_batch])]
 
-    def eval_fn(key, params, data):
+    def eval_fn(key, params, data, conditionals=SBN()):
         key_test, key_train = jax.random.split(key)
-        return {"test_nll": -jnp.mean(estimate_log_prob(key_test, params, data["test"],
-                                                        num_eval_samples)),
-                "train_nll": -jnp.mean(estimate_log_prob(key_train, params, data["train_eval"],
-                                                         num_eval_samples))}
+        return {"test_nll": -jnp.mean(estimate_log_prob(
+                    key_test, params, data["test"], num_eval_samples, conditionals=conditionals)),
+                "train_nll": -jnp.mean(estimate_log_prob(
+                    key_train, params, data["train_eval"], num_eval_samples,
+                    conditionals=conditionals))}
 
     return Task(name=name, layer_sizes=tuple(layer_sizes), sampler=_rows, eval_fn=eval_fn,
                 metric="test_nll", image_shape=tuple(image_shape),

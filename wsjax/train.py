@@ -35,6 +35,7 @@ from wsjax import layout as layout_lib
 from wsjax._api import check_positive_int, entry_point, is_traced
 from wsjax.algorithms import Algorithm, State
 from wsjax.data import validate_binary
+from wsjax.layers import SBN
 from wsjax.model import check_layer_sizes, init
 
 __all__ = ["TrainConfig", "Trainer", "make_train", "check_config", "grid", "axis_values", "sweep",
@@ -58,7 +59,9 @@ class TrainConfig(NamedTuple):
       sampler: (key, batch_size, data) -> batch; runs inside the program
         (``wsjax.data.sample_batch`` draws rows of a data array).
       eval_every: steps between evaluations; step diagnostics are averaged over each window.
-      eval_fn: optional (key, params, data) -> dict of scalars, run every eval_every steps.
+      eval_fn: optional (key, params, data) -> dict of scalars, run every eval_every steps;
+        for an algorithm built with other kinds of layer than the default it is called
+        with ``conditionals=`` those kinds as well (the data sets' tasks take it).
     """
 
     layer_sizes: tuple
@@ -159,7 +162,8 @@ def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
                              "trainer.default_hyperparams(...)")
         hyperparams_lib.check({k: hyperparams[k] for k in init_defaults}, num_layers)
         key_init, _, _ = _run_keys(key)
-        params = init(key_init, sizes, init_scale=hyperparams["init_scale"],
+        params = init(key_init, sizes, conditionals=algorithm.conditionals,
+                      init_scale=hyperparams["init_scale"],
                       prior_bias=hyperparams["prior_bias"],
                       generative_bias=hyperparams["generative_bias"],
                       recognition_bias=hyperparams["recognition_bias"])
@@ -185,7 +189,10 @@ def make_train(config: TrainConfig, algorithm: Algorithm) -> Trainer:
         if config.eval_fn is None:
             return {}
         _, _, key_eval = _run_keys(key)
-        return config.eval_fn(jax.random.fold_in(key_eval, state.step), state.params, data)
+        key_eval = jax.random.fold_in(key_eval, state.step)
+        if algorithm.conditionals == SBN():
+            return config.eval_fn(key_eval, state.params, data)
+        return config.eval_fn(key_eval, state.params, data, conditionals=algorithm.conditionals)
 
     def run_fn(key, state, data=None):
         state, metrics = run_steps(key, state, data)
