@@ -30,12 +30,20 @@ run.
   never timed); in each round a program runs enough calls in a row to last --min_seconds (a
   16-8-1 scan of 100 steps takes ~20 ms, too short to time alone on a busy machine), and the
   time is divided by the calls. The JSON lines carry the spread (min, max) and the calls.
+--suite=kinds: the cost of each kind of layer (``wsjax.layers``): at each --sizes, a machine
+  whose every conditional and prior is SBN, DARN or NADE(--nade_hidden), its RWS step
+  (``wsjax.rws(optax.sgd, K)``, insomnia 1) in a lax.scan of --scan_steps steps, and the two
+  halves of that step alone: the recognition samples (``sample_up``, K per example: DARN and
+  NADE layers are sampled unit by unit) and the gradient of the particles' log-probabilities
+  (one parallel pass per layer). Printed as steps/s, the ratio to the SBN step, and the
+  sampling's share of the step, all timed in the same interleaved rounds.
 --suite=eager: the public functions a notebook calls eagerly, on the bars machine: the third
   and later eager calls against the same call under an explicit ``jax.jit``, and against the
   plain eager call of the uncompiled function.
 
   python -m experiments.benchmark                      # the steps suite, a table and JSON lines
   python -m experiments.benchmark --suite=eager
+  python -m experiments.benchmark --suite=kinds --sizes=784-200,784-200-200
   python -m experiments.benchmark --sizes=16-8-1 --scan_steps=5 --rounds=1   # a smoke test
 """
 
@@ -52,7 +60,7 @@ import wsjax
 from experiments import common
 from wsjax import data as data_lib
 
-flags.DEFINE_enum("suite", "steps", ["steps", "eager"], "Which measurements to run.")
+flags.DEFINE_enum("suite", "steps", ["steps", "eager", "kinds"], "Which measurements to run.")
 flags.DEFINE_list("sizes", ["16-8-1", "784-200", "784-200-200"], "Machines, as n0-n1-...")
 flags.DEFINE_list("algorithms", ["wake_sleep", "rws"], "wake_sleep and/or rws (K=5).")
 flags.DEFINE_integer("batch_size", 100, "Examples per step.")
@@ -65,6 +73,7 @@ flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds (the median is repo
 flags.DEFINE_float("min_seconds", 0.25, "Shortest timed measurement: a program that runs faster is "
                    "called this many times over in a row, and the time divided.")
 flags.DEFINE_integer("ceiling_size", 1024, "Side of the square matmul of the ceiling.")
+flags.DEFINE_integer("nade_hidden", 50, "kinds suite: hidden units of each NADE layer.")
 flags.DEFINE_integer("repeats", 7, "Timed calls per measurement of the eager suite.")
 FLAGS = flags.FLAGS
 
@@ -548,11 +557,89 @@ def eager_suite(repeats):
         print(json.dumps(r))
 
 
+def kinds_measure(sizes, batch, num_samples, scan_steps, rounds, min_seconds=0.0,
+                  nade_hidden=50):
+    """Rows of figures, one per kind of layer, for one machine, timed in the same rounds.
+
+    Every conditional and the prior of the machine are of the kind; each row holds the RWS
+    step (``steps_per_s``, ``ratio_to_sbn``), the recognition sampling alone and the
+    gradient of the particles' log-probabilities alone, each per step in microseconds.
+    """
+    from wsjax.layers import DARN, NADE, SBN, Conditionals
+    from wsjax.model import particle_log_probs, sample_up
+
+    num_layers = len(sizes) - 1
+    data = (jax.random.uniform(jax.random.key(1), (scan_steps, batch, sizes[0])) < 0.3
+            ).astype(jnp.float32)
+    programs = {}
+    for name, kind in (("sbn", SBN()), ("darn", DARN()), (f"nade:{nade_hidden}",
+                                                          NADE(nade_hidden))):
+        kinds = Conditionals((kind,) * num_layers, (kind,) * num_layers, kind)
+        algo = wsjax.rws(optax.sgd, num_samples, conditionals=kinds)
+        params = wsjax.init(jax.random.key(0), sizes, conditionals=kinds, init_scale=0.1)
+        state = algo.init(params, algo.default_hyperparams(learning_rate=1e-3))
+        keys = jax.random.split(jax.random.key(2), scan_steps)
+
+        def over_steps(body, carry, keys=keys):
+            return jax.lax.scan(lambda c, xs: (body(c, *xs), None), carry, (keys, data))[0]
+
+        step = jax.jit(lambda s, algo=algo: over_steps(lambda c, k, u: algo.step(k, c, u)[0], s))
+        sample = jax.jit(lambda p, kinds=kinds: over_steps(
+            lambda c, k, u: c + sum(jnp.sum(h) for h in sample_up(k, p, u, kinds, num_samples)),
+            jnp.zeros(())))
+        hs = sample_up(jax.random.key(3), params, data[0], kinds, num_samples)
+
+        def score(c, k, u, p, kinds=kinds, hs=hs):
+            grads = jax.grad(lambda q: sum(jnp.sum(x) for x in particle_log_probs(
+                q, u, hs, kinds)))(p)
+            return c + sum(jnp.sum(g) for g in jax.tree.leaves(grads))
+
+        log_probs = jax.jit(lambda p, score=score: over_steps(
+            lambda c, k, u: score(c, k, u, p), jnp.zeros(())))
+        programs[name] = {"step": lambda step=step, state=state: step(state),
+                          "sample": lambda sample=sample, p=params: sample(p),
+                          "log_probs": lambda log_probs=log_probs, p=params: log_probs(p)}
+    times, _ = _interleaved(programs, rounds, min_seconds)
+    per_step = {name: {part: float(np.median(t)) / scan_steps * 1e6 for part, t in parts.items()}
+                for name, parts in times.items()}
+    return [dict(sizes="-".join(map(str, sizes)), kind=name, batch=batch, num_samples=num_samples,
+                 steps_per_s=1e6 / t["step"], step_us=t["step"],
+                 ratio_to_sbn=per_step["sbn"]["step"] / t["step"],
+                 sample_us=t["sample"], log_probs_grad_us=t["log_probs"],
+                 sample_share_of_step=t["sample"] / t["step"])
+            for name, t in per_step.items()]
+
+
+def kinds_suite():
+    common.check_positive(batch_size=FLAGS.batch_size, num_samples=FLAGS.num_samples,
+                          scan_steps=FLAGS.scan_steps, rounds=FLAGS.rounds,
+                          nade_hidden=FLAGS.nade_hidden)
+    device = jax.devices()[0]
+    print(json.dumps(dict(backend=jax.default_backend(),
+                          device=str(getattr(device, "device_kind", device)), jax=jax.__version__)))
+    print("| sizes | kind | RWS steps/s | vs SBN | sampling us | log-prob grad us | "
+          "sampling share |")
+    print("|---|---|---|---|---|---|---|")
+    rows = []
+    for text in FLAGS.sizes:
+        sizes = tuple(int(n) for n in text.split("-"))
+        for r in kinds_measure(sizes, FLAGS.batch_size, FLAGS.num_samples, FLAGS.scan_steps,
+                               FLAGS.rounds, FLAGS.min_seconds, FLAGS.nade_hidden):
+            rows.append(r)
+            print(f"| {r['sizes']} | {r['kind']} | {r['steps_per_s']:.1f} | "
+                  f"{r['ratio_to_sbn']:.2f} | {r['sample_us']:.0f} | "
+                  f"{r['log_probs_grad_us']:.0f} | {r['sample_share_of_step']:.2f} |", flush=True)
+    for r in rows:
+        print(json.dumps(r))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if FLAGS.suite == "eager":
         eager_suite(FLAGS.repeats)
+    elif FLAGS.suite == "kinds":
+        kinds_suite()
     else:
         steps_suite()
 

@@ -242,6 +242,7 @@ class _Autoregressive(Kind):
 
     def sample(self, key, layer, x, num_samples=None):
         x = jnp.asarray(x, jnp.float32)
+        layer = jax.tree.map(jnp.asarray, layer)  # indexed by the scan's traced unit
         if num_samples is not None:
             x = jnp.repeat(x, num_samples, axis=0)
         n = int(jnp.shape(layer["b"])[-1])
