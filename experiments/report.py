@@ -330,6 +330,17 @@ def report(run_dir: str) -> str:
     return section(load(run_dir), run_dir)
 
 
+def _machine(settings, results):
+    """Layer sizes, and the kinds of layer where they are not the default SBN."""
+    sizes = "-".join(str(n) for n in results.get("layer_sizes") or settings.get("layer_sizes")
+                     or [])
+    kinds = (settings.get("algorithm", {}) or results.get("algorithm", {})).get("kinds")
+    if not kinds:
+        return sizes
+    return (f"{sizes} (P {','.join(kinds['generative'])}, prior {kinds['prior']}; "
+            f"Q {','.join(kinds['recognition'])})")
+
+
 def _algorithm_name(settings, results):
     algo = settings.get("algorithm", {}) or results.get("algorithm", {})
     name = algo.get("name", "?")
@@ -353,7 +364,6 @@ def table(summaries) -> str:
         settings = summary.get("sweep") or {}
         test = summary.get("test")
         name = _algorithm_name(settings, results)
-        sizes = results.get("layer_sizes") or settings.get("layer_sizes") or []
         metric = results["summary"]["metric"]
         tests = _by_labels(test["test_nll"]) if test else {}
         epochs = test["epochs"] if test else None
@@ -361,7 +371,7 @@ def table(summaries) -> str:
         for row in results["summary"]["rows"]:
             key = tuple(sorted(row["labels"].items()))
             point = ", ".join(f"{a} {row['labels'][a]}" for a in results["summary"]["axes"])
-            cells = ["-".join(str(n) for n in sizes), name, point,
+            cells = [_machine(settings, results), name, point,
                      "" if epochs is None else f"{epochs:g}",
                      "not recorded" if summary.get("seconds") is None
                      else f"{summary['seconds'] / 60:.1f} min",
@@ -393,8 +403,8 @@ def headline(summary: dict) -> str:
     n = len(finals[key])
     metric = results["summary"]["metric"]
     settings = summary.get("sweep") or {}
-    sizes = "-".join(str(s) for s in results.get("layer_sizes") or settings.get("layer_sizes", []))
-    what = f"{sizes}, {_algorithm_name(settings, results)}, {n} seed{'s' * (n > 1)}"
+    what = f"{_machine(settings, results)}, {_algorithm_name(settings, results)}, " \
+           f"{n} seed{'s' * (n > 1)}"
     if metric == "kl_bits":
         values = _floats(finals[key])
         text = f"median KL(data \\|\\| model) {_fmt(row['median'])} bits, best {_fmt(row['min'])}"
