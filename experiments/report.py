@@ -349,6 +349,9 @@ def _algorithm_name(settings, results):
         insomnia = settings.get("hyperparams", {}).get("insomnia")
         if insomnia is not None:
             name += f", insomnia {insomnia:g}"
+        defensive = settings.get("hyperparams", {}).get("defensive")
+        if defensive:
+            name += f", defensive {defensive:g}"
     if algo.get("optimizer"):
         name += f", {algo['optimizer']}"
     return name

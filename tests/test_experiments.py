@@ -233,8 +233,10 @@ def test_mnist_on_user_files_trains_checkpoints_and_reports(run_module, tmp_path
     data = tmp_path / "tiny.npz"
     _tiny_mnist(data)
     out = tmp_path / "out"
+    # Every kind of layer on the way: DARN generative layers and prior, NADE recognition.
     args = [f"--data_path={data}", f"--output_dir={out}", "--layer_sizes=784,20,5",
-            "--num_epochs=2", "--batch_size=20", "--test_samples=16", "--num_samples=3"]
+            "--num_epochs=2", "--batch_size=20", "--test_samples=16", "--num_samples=3",
+            "--generative=darn", "--recognition=nade:4", "--prior=darn"]
     proc = run_module("experiments.mnist", *args)
     with open(out / "test.json") as f:
         test = json.load(f)
@@ -248,7 +250,8 @@ def test_mnist_on_user_files_trains_checkpoints_and_reports(run_module, tmp_path
     assert "test NLL (K=16, 60 images), median" in table and f"{nll:.2f}" in table
     row = run_module("experiments.report", "--table", str(out), timeout=60).stdout.splitlines()[2]
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[:4] == ["784-20-5", "rws K=3, insomnia 0.5, adam", "learning_rate 0.001", "2"]
+    assert cells[:4] == ["784-20-5 (P darn, prior darn; Q nade:4)", "rws K=3, insomnia 0.5, adam",
+                         "learning_rate 0.001", "2"]
     assert cells[5] == f"{test['seconds_per_epoch']:.1f}"
     assert cells[7].startswith(f"**{nll:.2f}** ({nll:.2f}), K=16, 60 images")
     assert cells[8].startswith("`python -m experiments.mnist --data_path=")
@@ -278,11 +281,21 @@ def test_mnist_names_a_missing_test_split_and_bad_test_flags(run_module, tmp_pat
                       f"--output_dir={tmp_path / 'out'}", timeout=60, check=False)
     assert proc.returncode == 2
     assert f"{data}: no test split found (it holds ['train'])" in proc.stderr
-    for value in ("0", "-5"):
-        proc = run_module("experiments.mnist", f"--test_examples={value}",
+    for flag, message in (("--test_examples=0", "--test_examples must be positive, got 0"),
+                          ("--test_examples=-5", "--test_examples must be positive, got -5"),
+                          ("--generative=dran", "--generative: 'dran' is not a kind of layer"),
+                          ("--recognition=sbn,darn,sbn", "--recognition names 3 kinds, but the "
+                           "machine has 2 layer(s)")):
+        proc = run_module("experiments.mnist", "--dataset=digits", flag,
                           f"--output_dir={tmp_path / 'out'}", timeout=60, check=False)
         assert proc.returncode == 2
-        assert f"--test_examples must be positive, got {value}" in proc.stderr
+        assert message in proc.stderr.strip().splitlines()[-1]
+    proc = run_module("experiments.bars", "--prior=darn", f"--output_dir={tmp_path / 'out'}",
+                      timeout=60, check=False)
+    assert proc.returncode == 2 and "the bars task's metrics read affine" in proc.stderr
+    proc = run_module("experiments.compare", "--configs=ws,rws_k5",
+                      f"--output_dir={tmp_path / 'out'}", timeout=60, check=False)
+    assert proc.returncode == 2 and "--configs: unknown ['rws_k5']" in proc.stderr
     assert not (tmp_path / "out").exists()
 
 
