@@ -432,8 +432,7 @@ def wake_sleep(
         same params). True: the wake update is applied first and the sleep phase
         dreams from the updated generative model. Static.
       sleep_batch_size: dreams per sleep phase (static; None: the batch size).
-      conditionals: the conditional "layer params, input -> logits", or one per layer and side
-        (:class:`wsjax.layers.Conditionals`).
+      conditionals: the kinds of layer (:class:`wsjax.layers.Conditionals`, or one for all).
 
     Returns:
       An :class:`Algorithm` whose step returns a :class:`WakeSleepInfo`.
@@ -498,8 +497,7 @@ def rws(
       optimizer: an optax alias, called as ``optimizer(learning_rate, **hyperparams["optimizer"])``.
       num_samples: K, recognition samples per example (static positive int).
       sleep_batch_size: dreams per sleep phase (static; None: the batch size).
-      conditionals: the conditional "layer params, input -> logits", or one per layer and side
-        (:class:`wsjax.layers.Conditionals`).
+      conditionals: the kinds of layer (:class:`wsjax.layers.Conditionals`, or one for all).
 
     Returns:
       An :class:`Algorithm` whose step returns an :class:`RWSInfo`; its
@@ -539,8 +537,7 @@ def vimco(
     Args:
       optimizer: an optax alias, called as ``optimizer(learning_rate, **hyperparams["optimizer"])``.
       num_samples: K >= 2, recognition samples per example (static).
-      conditionals: the conditional "layer params, input -> logits", or one per layer and side
-        (:class:`wsjax.layers.Conditionals`).
+      conditionals: the kinds of layer (:class:`wsjax.layers.Conditionals`, or one for all).
 
     Returns:
       An :class:`Algorithm` whose step returns a :class:`~wsjax.estimators.VIMCOInfo`;
@@ -604,8 +601,7 @@ def nvil(optimizer: Optimizer = optax.sgd, *, conditionals: Conditional = SBN())
 
     Args:
       optimizer: an optax alias, called as ``optimizer(learning_rate, **hyperparams["optimizer"])``.
-      conditionals: the conditional "layer params, input -> logits", or one per layer and side
-        (:class:`wsjax.layers.Conditionals`).
+      conditionals: the kinds of layer (:class:`wsjax.layers.Conditionals`, or one for all).
 
     Returns:
       An :class:`Algorithm` whose step returns an :class:`~wsjax.estimators.NVILInfo`;

@@ -211,8 +211,7 @@ def vimco_grads(
       params: the machine (extra top-level keys are ignored and get no gradient entry).
       u: data [batch, n_visible] of 0/1.
       num_samples: K >= 2, recognition samples per example (static).
-      conditionals: the conditional "layer params, input -> logits", or one per layer and side
-        (:class:`wsjax.layers.Conditionals`).
+      conditionals: the kinds of layer (:class:`wsjax.layers.Conditionals`, or one for all).
       return_samples: also return the samples (static).
 
     Returns:
@@ -308,8 +307,7 @@ def nvil_grads(
         (with one example the batch variance is 0).
       signal_decay: :math:`\alpha` in [0, 1] (may be traced); 1 holds the
         statistics fixed.
-      conditionals: the conditional "layer params, input -> logits", or one per layer and side
-        (:class:`wsjax.layers.Conditionals`).
+      conditionals: the kinds of layer (:class:`wsjax.layers.Conditionals`, or one for all).
       return_samples: also return the samples (static).
 
     Returns:

@@ -338,7 +338,7 @@ def gradient_quality(
       num_samples_list: the values of K (positive ints).
       num_draws: gradient estimates per estimator and K (at least 2).
       signal_decay: NVIL's decay of its running statistics.
-      conditionals: the conditional, as everywhere in the kit.
+      conditionals: the kinds of layer, as everywhere in the kit.
 
     Returns:
       A list of :class:`GradientQuality`, for each estimator (in the order given), each

@@ -5,19 +5,19 @@ A machine with ``layer_sizes = (n_0, n_1, ..., n_L)`` has visible layer
 Its params are a plain pytree::
 
     {"prior": {"b": [n_L]},                      # P(h_L) = f(b)
-     "generative": (gen_0, ..., gen_{L-1}),      # gen_l: h_{l+1} -> logits of h_l
-     "recognition": (rec_0, ..., rec_{L-1})}     # rec_l: h_l -> logits of h_{l+1}
+     "generative": (gen_0, ..., gen_{L-1}),      # gen_l: P(h_l | h_{l+1})
+     "recognition": (rec_0, ..., rec_{L-1})}     # rec_l: Q(h_{l+1} | h_l)
 
 with each conditional ``{"w": [n_out, n_in], "b": [n_out]}`` for the default
-affine ``conditionals``. The log-probabilities and the samplers ``sample_recognition`` /
-``sample_generative`` work on one example (``u`` of shape [n_0]; batch with
-``jax.vmap``); ``sample_up``, ``sample_down`` and ``particle_log_probs`` work on a
-batch at once and draw each layer's noise for the whole batch from one key (the
-training phases use them). Every function takes ``conditionals`` so that any
-conditional "layer params, input -> logits" can replace the affine one, for
-every layer and side at once or one per layer and side
-(:class:`wsjax.layers.Conditionals`); the layer params are then whatever that
-conditional reads (an MLP's parameters, say).
+factorial sigmoid layers (:class:`wsjax.layers.SBN`). The log-probabilities and the
+samplers ``sample_recognition`` / ``sample_generative`` work on one example (``u`` of
+shape [n_0]; batch with ``jax.vmap``); ``sample_up``, ``sample_down`` and
+``particle_log_probs`` work on a batch at once and draw each layer's noise for the
+whole batch from one key (the training phases use them). Every function takes
+``conditionals``, the kinds of layer (:mod:`wsjax.layers`): autoregressive DARN and
+NADE layers, or any logits function (an MLP) in place of the affine one, for every
+layer and side at once or one per layer and side (:class:`wsjax.layers.Conditionals`);
+each layer's params are then what its kind reads.
 
 References:
   Dayan, Hinton, Neal & Zemel (1995), The Helmholtz machine. Neural Computation 7.

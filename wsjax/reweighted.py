@@ -168,8 +168,7 @@ def rws_losses(
         h_L [batch, K, n_L]), as returned by ``log_weights``.
       log_w: their log importance weights [batch, K]; any per-example shift
         gives the same losses. Held fixed (no gradient flows into them).
-      conditionals: the conditional "layer params, input -> logits", or one per layer and side
-        (:class:`wsjax.layers.Conditionals`).
+      conditionals: the kinds of layer (:class:`wsjax.layers.Conditionals`, or one for all).
 
     Returns:
       (wake_p_loss, wake_q_loss), scalars in nats per example.
@@ -231,8 +230,7 @@ def rws_grads(
       insomnia: weight in [0, 1] of the wake-phase Q update against the sleep
         phase (scalar, may be traced; a concrete value outside [0, 1] is refused).
       sleep_batch_size: dreams per sleep phase (static; None: the batch size of u).
-      conditionals: the conditional "layer params, input -> logits", or one per layer and side
-        (:class:`wsjax.layers.Conditionals`).
+      conditionals: the kinds of layer (:class:`wsjax.layers.Conditionals`, or one for all).
       defensive: d in [0, 1), the uniform's weight in the defensive proposal (see
         the module docstring); 0 (default) is plain RWS (may be traced).
       return_samples: also return the K recognition samples per example the
@@ -362,8 +360,7 @@ def rws_step(
       num_samples: K, recognition samples per example (static positive int).
       insomnia: weight in [0, 1] of the wake-phase Q update (may be traced).
       sleep_batch_size: dreams per sleep phase (static; None: the batch size of u).
-      conditionals: the conditional "layer params, input -> logits", or one per layer and side
-        (:class:`wsjax.layers.Conditionals`).
+      conditionals: the kinds of layer (:class:`wsjax.layers.Conditionals`, or one for all).
       defensive: d in [0, 1), the uniform's weight in the proposal (see :func:`rws_grads`;
         may be traced).
 
