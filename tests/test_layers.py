@@ -11,7 +11,7 @@ from flax import nnx
 
 import wsjax
 from wsjax import evaluation, exact, model, phases, reweighted
-from wsjax.layers import DARN, NADE, SBN, Conditionals, conditional
+from wsjax.layers import DARN, NADE, SBN, Conditionals, conditional, row_floats
 from wsjax.modules import HelmholtzMachine, Layer
 
 KINDS = {"sbn": SBN(), "darn": DARN(), "nade": NADE(3)}
@@ -215,6 +215,9 @@ def test_init_makes_params_of_each_kind_and_names_misfits():
     with pytest.raises(ValueError, match="positive int num_hidden"):
         NADE(0)
     assert conditional(DARN(), "prior") == SBN()  # one kind for every layer: factorial prior
+    # Memory budgets: the factorial machine holds its widths; a NADE layer n * (1 + H) more.
+    assert row_floats(SBN(), SIZES) == sum(SIZES)
+    assert row_floats(MIXED, SIZES) == 4 * 1 + 3 * 5 + 2 * 3  # DARN; NADE(4) over NADE(3); NADE(2)
 
 
 def test_the_nnx_module_takes_kinds(mixed):

@@ -84,7 +84,7 @@ def _chunking(sizes, batch, num_hidden, conditionals):
     per_config = sizes[0] + batch + sum(sizes)
     visible = conditional(conditionals, "generative", 0)
     if not visible.factorial:  # every (example, configuration) pair is evaluated
-        per_config += batch * sizes[0] * (1 + getattr(visible, "num_hidden", 1))
+        per_config += batch * visible.row_floats(sizes[0])
     chunk = 1
     while chunk * 2 <= total and chunk * 2 * per_config <= _CHUNK_BUDGET:
         chunk *= 2

@@ -64,6 +64,7 @@ __all__ = [
     "Conditional",
     "as_kind",
     "conditional",
+    "row_floats",
     "no_input",
     "apply_rows",
     "dense_logits",
@@ -164,6 +165,10 @@ class Kind:
         of a [rows * K, n_out] array. One key for the whole layer.
         """
         raise NotImplementedError
+
+    def row_floats(self, n_out: int) -> int:
+        """Values a log-probability pass holds per row of a layer of width ``n_out``."""
+        return n_out
 
     def out_width(self, layer, n_in: int) -> int:
         """Width of the layer these params produce from an input of width ``n_in``.
@@ -329,6 +334,9 @@ class NADE(_Autoregressive):
                 or self.num_hidden < 1:
             raise ValueError(f"NADE needs a positive int num_hidden, got {self.num_hidden!r}")
 
+    def row_floats(self, n_out):
+        return n_out * (1 + self.num_hidden)
+
     def init(self, key, n_in, n_out, scale=0.0):
         keys = jax.random.split(key, 4)
         h = self.num_hidden
@@ -403,6 +411,22 @@ class Conditionals:
 
 Conditional = Conditionals | Kind | LogitsFn
 """What the kit's ``conditionals`` arguments accept."""
+
+
+def row_floats(conditionals: Conditional, sizes) -> int:
+    """Values a machine's log-probability passes hold per sample, layer by layer (memory budgets).
+
+    Layer l counts once, at the most costly kind that produces it (the factorial
+    machine: ``sum(sizes)``).
+    """
+    num_layers = len(sizes) - 1
+    total = conditional(conditionals, "generative", 0).row_floats(sizes[0])
+    for l in range(1, num_layers + 1):
+        makers = [conditional(conditionals, "recognition", l - 1),
+                  conditional(conditionals, "generative", l) if l < num_layers
+                  else conditional(conditionals, "prior")]
+        total += max(kind.row_floats(sizes[l]) for kind in makers)
+    return total
 
 
 def conditional(conditionals: Conditional, side: str, layer: int = 0) -> Kind:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wsjax._api import check_positive_int, public
-from wsjax.layers import SBN, Conditional
+from wsjax.layers import SBN, Conditional, row_floats
 from wsjax.model import (
     check_visible,
     layer_sizes,
@@ -120,7 +120,7 @@ def _reduce_log_weights(key, params, u, num_samples, chunk_size, conditionals):
     if chunk_size is not None:
         chunk_size = check_positive_int(chunk_size, "chunk_size")
     else:
-        width = sum(layer_sizes(params, conditionals))
+        width = row_floats(conditionals, layer_sizes(params, conditionals))
         chunk_size = max(1, _CHUNK_BUDGET // max(1, batch * width))
     chunk_size = min(int(chunk_size), num_samples)
     num_chunks = -(-num_samples // chunk_size)
