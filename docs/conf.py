@@ -10,7 +10,8 @@ Before Sphinx reads any page, this file writes ``docs/_generated/`` (ignored by 
   ``toplevel.md``, the table of ``wsjax.__all__``; so the reference follows the code.
   :func:`check_api` fails the build when a public name has no docstring or no entry.
 * ``results/``: the tables and figures of every summary under ``results/``, printed by
-  ``experiments.report`` (nothing on a results page is typed by hand).
+  ``experiments.report`` (nothing on a results page is typed by hand); a folder of
+  summaries there is one comparison, printed as one table (``report --table``).
 
 The notebooks (``notebooks/``, stored without outputs) are executed once per build at their
 quick settings (``WSJAX_QUICK=1``) by myst-nb; a cell that raises fails the build.
@@ -240,6 +241,11 @@ def write_results():
                    "Measured on a " + "; and on a ".join(machines) + ".\n")
     _write(os.path.join(folder, "headline.md"), report.headlines(
         [s for s in summaries.values() if s.get("kind") == "run"]))
+    # A folder of summaries under results/ is one comparison: one table over its runs.
+    for sub in sorted(glob.glob(os.path.join(ROOT, "results", "*", ""))):
+        name = os.path.basename(os.path.dirname(sub))
+        group = [report.load(p) for p in report._expand([sub])]
+        _write(os.path.join(folder, f"table_{name}.md"), report.table(group))
 
 
 def _write(path, text):

@@ -182,7 +182,7 @@ def summarize(run_dir: str, with_machine: bool = False) -> dict:
 
 def summarize_benchmark(path: str, command: str | None) -> dict:
     """The summary of a benchmark's output: its JSON lines, sorted by suite."""
-    header, rows, floors, eager = None, [], [], []
+    header, rows, floors, eager, kinds = None, [], [], [], []
     with open(path) as f:
         for line in f:
             if not line.startswith("{"):
@@ -192,6 +192,8 @@ def summarize_benchmark(path: str, command: str | None) -> dict:
                 header = row
             elif "function" in row:
                 eager.append(row)
+            elif "ratio_to_sbn" in row:
+                kinds.append(row)
             elif "products_us_per_step" in row:
                 floors.append(row)
             elif "implementation" in row:
@@ -200,7 +202,7 @@ def summarize_benchmark(path: str, command: str | None) -> dict:
         raise app.UsageError(f"{path}: no JSON lines of experiments.benchmark")
     return _finite_or_none({"format": FORMAT, "kind": "benchmark", "machine": machine(),
                             "command": command, "header": header, "steps": rows,
-                            "floors": floors, "eager": eager})
+                            "floors": floors, "eager": eager, "kinds": kinds})
 
 
 def load(path: str) -> dict:
@@ -488,6 +490,15 @@ def benchmark_tables(summary: dict) -> str:
                 f"{f['draws_exact_share_of_minimal_step']:.0%} | "
                 f"{f['draws_16bit_us_per_step']:.0f} | {f['draws_8bit_us_per_step']:.0f} | "
                 f"{f['matmul_ceiling_gflops']:.1f} | {f['products_fraction_of_ceiling']:.0%} |")
+        lines.append("")
+    if summary.get("kinds"):
+        lines += ["| machine | kind of every layer | RWS steps/s | of the SBN step's speed | "
+                  "sampling alone, us | log-prob gradient alone, us | sampling: of the step |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for r in summary["kinds"]:
+            lines.append(f"| {r['sizes']} | {r['kind']} | {r['steps_per_s']:.1f} | "
+                         f"{r['ratio_to_sbn']:.3f} | {r['sample_us']:.0f} | "
+                         f"{r['log_probs_grad_us']:.0f} | {r['sample_share_of_step']:.0%} |")
         lines.append("")
     if summary.get("eager"):
         lines += ["| function | eager call, ms | under `jax.jit`, ms | eager / jit | "

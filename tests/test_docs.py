@@ -21,6 +21,8 @@ from tests.conftest import ROOT
 
 README = os.path.join(ROOT, "README.md")
 SUMMARIES = sorted(glob.glob(os.path.join(ROOT, "results", "*.json")))
+GROUPS = sorted(glob.glob(os.path.join(ROOT, "results", "*", "")))  # a comparison each
+GROUPED = sorted(glob.glob(os.path.join(ROOT, "results", "*", "*.json")))
 PAGES = [README, *sorted(glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))]
 PAGES = [p for p in PAGES if "_generated" not in p and "_build" not in p]
 
@@ -77,12 +79,15 @@ def test_there_is_a_summary_for_every_results_page():
     included = set()
     for page in glob.glob(os.path.join(ROOT, "docs", "results", "*.md")):
         included |= set(re.findall(r"_generated/results/(\w+)\.md", _read(page)))
-    included = {n for n in included if n != "headline" and not n.startswith("machine_")}
+    tables = {n[len("table_"):] for n in included if n.startswith("table_")}
+    included = {n for n in included if n != "headline" and not n.startswith(("machine_", "table_"))}
     assert included <= names, "a results page includes a summary not in results/"
     assert names <= included, "a summary in results/ that no results page shows"
+    groups = {os.path.basename(os.path.dirname(g)) for g in GROUPS}
+    assert tables == groups, "each folder of summaries in results/ is one page's table"
 
 
-@pytest.mark.parametrize("path", SUMMARIES, ids=os.path.basename)
+@pytest.mark.parametrize("path", SUMMARIES + GROUPED, ids=os.path.basename)
 def test_summary_is_small_strict_json_and_prints(path):
     assert os.path.getsize(path) < 24_000
     with open(path) as f:
