@@ -94,16 +94,17 @@ def _finite_or_none(tree):
 
 
 def _portable(tree):
-    """Absolute paths (a user's data file) as their file name: a summary names no machine's
-    folders. A run's numbers never depend on where its data file lies."""
+    """Absolute paths (a user's data file), and relative ones that leave the working
+    directory, as their file name: a summary names no machine's folders. A run's numbers
+    never depend on where its data file lies."""
     if isinstance(tree, dict):
         return {k: _portable(v) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
         return [_portable(v) for v in tree]
     if isinstance(tree, str):
-        if os.path.isabs(tree):
+        if os.path.isabs(tree) or tree.startswith("../"):
             return os.path.basename(tree)
-        return " ".join(re.sub(r"^(--\w+=)(/\S*)$", lambda m: m.group(1)
+        return " ".join(re.sub(r"^(--\w+=)(/\S*|\.\./\S*)$", lambda m: m.group(1)
                                + os.path.basename(m.group(2)), word) for word in tree.split(" "))
     return tree
 

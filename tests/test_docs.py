@@ -161,3 +161,12 @@ def test_one_version_and_only_the_library_in_the_wheel():
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "wsjax.__version__"}
     assert project["tool"]["setuptools"]["packages"]["find"]["include"] == ["wsjax", "wsjax.*"]
     assert importlib.metadata.version("wsjax") == wsjax.__version__
+
+
+def test_a_summary_names_no_folder_of_the_machine_it_ran_on():
+    command = ("python -m experiments.mnist --data_path=/home/me/data/mnist.npz "
+               "--output_dir=runs/mnist --flagfile=../elsewhere/flags.txt")
+    assert report._portable({"command": command, "files": ["/srv/a.npz", "../b/c.npz", "d/e"]}) == {
+        "command": "python -m experiments.mnist --data_path=mnist.npz --output_dir=runs/mnist "
+                   "--flagfile=flags.txt",
+        "files": ["a.npz", "c.npz", "d/e"]}
