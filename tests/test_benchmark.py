@@ -33,6 +33,18 @@ def test_the_minimal_steps_equal_the_kits_steps_on_a_deterministic_machine(algor
     assert max(moved) > 1e-3  # the step did something
 
 
+def test_the_kinds_suite_times_each_kind_against_the_sbn_step():
+    rows = benchmark.kinds_measure((6, 4), batch=4, num_samples=2, scan_steps=2, rounds=1,
+                                   nade_hidden=3)
+    assert [r["kind"] for r in rows] == ["sbn", "darn", "nade:3"]
+    assert rows[0]["ratio_to_sbn"] == 1.0
+    for r in rows:
+        assert r["steps_per_s"] == pytest.approx(1e6 / r["step_us"])
+        assert r["ratio_to_sbn"] == pytest.approx(rows[0]["step_us"] / r["step_us"])
+        assert r["sample_us"] > 0 and r["log_probs_grad_us"] > 0
+        assert r["sample_share_of_step"] == pytest.approx(r["sample_us"] / r["step_us"])
+
+
 def test_measure_reports_every_implementation_as_a_ratio_to_the_minimal_one():
     # A 3-step scan of a 6-4 machine takes well under a millisecond: a measurement of at least
     # 0.05 s must call it many times over.
