@@ -244,8 +244,13 @@ def write_results():
     # A folder of summaries under results/ is one comparison: one table over its runs.
     for sub in sorted(glob.glob(os.path.join(ROOT, "results", "*", ""))):
         name = os.path.basename(os.path.dirname(sub))
-        group = [report.load(p) for p in report._expand([sub])]
-        _write(os.path.join(folder, f"table_{name}.md"), report.table(group))
+        group = {os.path.splitext(os.path.basename(p))[0]: report.load(p)
+                 for p in report._expand([sub])}
+        report.plot_comparison(group, os.path.join(folder, f"table_{name}.png"))
+        _write(os.path.join(folder, f"table_{name}.md"), "\n".join([
+            report.table(list(group.values())),
+            f"```{{image}} /_generated/results/table_{name}.png",
+            f":alt: held-out NLL against steps and time, {name}", "```", ""]))
 
 
 def _write(path, text):

@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 from absl import app, flags
 
 from experiments import common, report
@@ -66,30 +65,6 @@ def configurations(ks, defensive):
     return out
 
 
-def plot_comparison(summaries: dict, path: str) -> None:
-    """Median held-out NLL over seeds against steps and training time, one line per run.
-
-    The time axis spreads each run's training time (compilation included) evenly over its
-    steps: a step's cost is the same throughout a run.
-    """
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 4))
-    by_step, by_time = fig.subplots(1, 2)
-    for name, summary in summaries.items():
-        curves = summary["curves"]
-        step = np.asarray(curves["step"], float)
-        median = report._floats(curves["metrics"]["test_nll"][0]["median"])
-        seconds = summary.get("seconds") or np.nan
-        by_step.plot(step, median, label=name)
-        by_time.plot(step / step[-1] * seconds, median, label=name)
-    by_step.set(xlabel="step", ylabel="held-out NLL (nats), median over seeds")
-    by_time.set(xlabel="training time (s)", xscale="log")
-    by_time.legend(fontsize="x-small", ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -124,7 +99,7 @@ def main(argv):
                 raise app.UsageError(f"{name}: experiments.mnist failed (exit code "
                                      f"{done.returncode}); its error is printed above")
         summaries[name] = report.summarize(run_dir)
-    plot_comparison(summaries, os.path.join(FLAGS.output_dir, "comparison.png"))
+    report.plot_comparison(summaries, os.path.join(FLAGS.output_dir, "comparison.png"))
     print(report.table(list(summaries.values())), end="")
 
 

@@ -534,6 +534,31 @@ def plot_curves(summary: dict, path: str, metrics=None) -> None:
     fig.savefig(path, dpi=100)
 
 
+def plot_comparison(summaries: dict, path: str) -> None:
+    """Median held-out NLL over seeds against steps and training time, one line per run
+    (``summaries``: {name: summary} of experiments.mnist runs, as experiments.compare makes).
+
+    The time axis spreads each run's training time (compilation included) evenly over its
+    steps: a step's cost is the same throughout a run.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4))
+    by_step, by_time = fig.subplots(1, 2)
+    for name, summary in summaries.items():
+        curves = summary["curves"]
+        step = np.asarray(curves["step"], float)
+        median = _floats(curves["metrics"]["test_nll"][0]["median"])
+        seconds = summary.get("seconds") or np.nan
+        by_step.plot(step, median, label=name)
+        by_time.plot(step / step[-1] * seconds, median, label=name)
+    by_step.set(xlabel="step", ylabel="held-out NLL (nats), median over seeds")
+    by_time.set(xlabel="training time (s)", xscale="log")
+    by_time.legend(fontsize="x-small", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def _expand(paths):
     """Run directories and summary files as given; a folder of summaries as its files, sorted."""
     out = []
