@@ -355,6 +355,8 @@ def _algorithm_name(settings, results):
         defensive = settings.get("hyperparams", {}).get("defensive")
         if defensive:
             name += f", defensive {defensive:g}"
+    elif name == "vimco":
+        name += f" K={algo.get('num_samples')}"
     if algo.get("optimizer"):
         name += f", {algo['optimizer']}"
     return name
