@@ -164,7 +164,7 @@ def test_one_version_and_only_the_library_in_the_wheel():
 
 
 def test_a_summary_names_no_folder_of_the_machine_it_ran_on():
-    command = ("python -m experiments.mnist --data_path=/home/me/data/mnist.npz "
+    command = ("python -m experiments.mnist --data_path=/srv/data/mnist.npz "
                "--output_dir=runs/mnist --flagfile=../elsewhere/flags.txt")
     assert report._portable({"command": command, "files": ["/srv/a.npz", "../b/c.npz", "d/e"]}) == {
         "command": "python -m experiments.mnist --data_path=mnist.npz --output_dir=runs/mnist "
