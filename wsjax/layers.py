@@ -238,7 +238,8 @@ class _Autoregressive(Kind):
     factorial: ClassVar[bool] = False
 
     def _start(self, layer, x):
-        """Per-row state before unit 0 (pytree of [rows, ...])."""
+        """Per-row state before unit 0 (pytree of [rows, ...]); its first entry is the
+        input's part of the logits, which ``logits`` reads as well."""
         raise NotImplementedError
 
     def _unit(self, layer, state, i):
@@ -294,8 +295,7 @@ class DARN(_Autoregressive):
 
     def logits(self, layer, x, y=None):
         x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
-        n = layer["b"].shape[-1]
-        base = layer["b"] + _input_term(layer, "w", x, n)
+        base, _ = self._start(layer, x)
         return base + y @ jnp.tril(layer["a"], -1).T
 
     def _start(self, layer, x):
@@ -352,13 +352,11 @@ class NADE(_Autoregressive):
 
     def logits(self, layer, x, y=None):
         x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
-        n = layer["b"].shape[-1]
-        hidden = layer["c"] + _input_term(layer, "v", x, self.num_hidden)  # [..., H]
+        base, hidden = self._start(layer, x)  # [..., n], [..., H]
         steps = y[..., :, None] * layer["enc"].T  # [..., n, H]: unit j's push on the hidden
         before = jnp.cumsum(steps, axis=-2) - steps  # sum over j < i
         act = jax.nn.sigmoid(hidden[..., None, :] + before)  # [..., n, H]
-        return (layer["b"] + _input_term(layer, "w", x, n)
-                + jnp.sum(act * layer["dec"], axis=-1))
+        return base + jnp.sum(act * layer["dec"], axis=-1)
 
     def _start(self, layer, x):
         n = layer["b"].shape[-1]
