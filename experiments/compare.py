@@ -39,6 +39,8 @@ flags.DEFINE_integer("num_seeds", 3, "Seeds per configuration.")
 flags.DEFINE_integer("num_epochs", None, "Passes over the training set (default: that of "
                      "experiments.mnist).")
 flags.DEFINE_float("defensive", 0.2, "d of defensive wake-wake.")
+flags.DEFINE_integer("num_evals", None, "Held-out evaluations per run: the points of each "
+                     "curve (default: that of experiments.mnist).")
 flags.DEFINE_list("learning_rates", None, "Learning rate of every configuration (default: "
                   "that of experiments.mnist).")
 flags.DEFINE_integer("test_samples", 1000, "K of the final test log-likelihood.")
@@ -83,7 +85,7 @@ def main(argv):
     shared = [f"--dataset={FLAGS.dataset}", f"--num_seeds={FLAGS.num_seeds}",
               f"--test_samples={FLAGS.test_samples}"]
     for name, value in (("data_path", FLAGS.data_path), ("num_epochs", FLAGS.num_epochs),
-                        ("test_examples", FLAGS.test_examples)):
+                        ("num_evals", FLAGS.num_evals), ("test_examples", FLAGS.test_examples)):
         if value is not None:
             shared.append(f"--{name}={value}")
     if FLAGS.learning_rates:
