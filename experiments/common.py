@@ -374,11 +374,21 @@ def conditionals(num_layers):
     return wsjax.layers.Conditionals(prior=_kind("prior", FLAGS.prior), **sides)
 
 
+def _spelling(flag, text):
+    """The one spelling of a kind of layer: sbn, darn or nade:H."""
+    kind = _kind(flag, text)
+    return f"nade:{kind.num_hidden}" if isinstance(kind, wsjax.layers.NADE) else (
+        text.strip().lower())
+
+
 def kinds_settings():
-    """The kinds of layer as the flags spell them (for the run's identity)."""
-    return dict(generative=[v.strip().lower() for v in FLAGS.generative],
-                recognition=[v.strip().lower() for v in FLAGS.recognition],
-                prior=FLAGS.prior.strip().lower())
+    """The kinds of layer the flags name, for the run's identity: spelled one way, and one
+    entry for a side whose layers are all of one kind (``sbn,SBN`` is ``sbn``)."""
+    out = {}
+    for side in ("generative", "recognition"):
+        spelled = [_spelling(side, v) for v in getattr(FLAGS, side)]
+        out[side] = spelled[:1] if len(set(spelled)) == 1 else spelled
+    return dict(out, prior=_spelling("prior", FLAGS.prior))
 
 
 def algorithm(num_layers=1):
