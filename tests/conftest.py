@@ -61,9 +61,3 @@ def run_module(compile_cache):
 
     run.env = env
     return run
-
-
-def pytest_collection_modifyitems(items):
-    """The notebooks (the longest file) first: under --dist loadfile one worker starts them
-    while the other takes the remaining files in turn, instead of them running last, alone."""
-    items.sort(key=lambda item: item.path.name != "test_notebooks.py")

@@ -74,11 +74,11 @@ def test_bars_flagfile_reproduces_the_run_through_ctrl_c_and_resume(bars_run, ru
     args = [f"--flagfile={os.path.join(out, 'flags.txt')}", f"--output_dir={tmp_path}"]
     # Ctrl-C after the first checkpoint (its step's line is logged after it is saved): one
     # line saying how to resume, status 130, the checkpoints kept. The run is at the lowest
-    # priority, so that on a busy machine it cannot finish its last 300 steps before this
-    # process, woken by that line, has sent the signal.
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.bars", *args], cwd=ROOT,
-                            env=run_module.env(devices=None), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(19))
+    # priority (nice replaces itself with it), so that on a busy machine it cannot finish its
+    # last 300 steps before this process, woken by that line, has sent the signal.
+    proc = subprocess.Popen(["nice", "-n", "19", sys.executable, "-m", "experiments.bars", *args],
+                            cwd=ROOT, env=run_module.env(devices=None), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     seen = []
     for line in proc.stderr:
         seen.append(line)
