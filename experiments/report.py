@@ -536,9 +536,25 @@ def plot_curves(summary: dict, path: str, metrics=None) -> None:
     fig.savefig(path, dpi=100)
 
 
+def line_styles(names) -> dict:
+    """{name: (colour, line style)} for the runs of a comparison, named as experiments.compare
+    names them (``rws_i0.5_k50``: estimator, then ``_k`` and K): one colour per estimator, one
+    line style per K (solid for the largest), so no two runs look alike."""
+    parsed = {}
+    for name in names:
+        estimator, sep, k = name.rpartition("_k")
+        parsed[name] = (estimator, int(k)) if sep and k.isdigit() else (name, None)
+    estimators = list(dict.fromkeys(e for e, _ in parsed.values()))
+    ks = sorted({k for _, k in parsed.values() if k is not None}, reverse=True)
+    styles = dict(zip(ks, ["-", "--", ":", "-."] * len(ks)))
+    return {name: (f"C{estimators.index(e) % 10}", styles.get(k, "-"))
+            for name, (e, k) in parsed.items()}
+
+
 def plot_comparison(summaries: dict, path: str) -> None:
     """Median held-out NLL over seeds against steps and training time, one line per run
-    (``summaries``: {name: summary} of experiments.mnist runs, as experiments.compare makes).
+    (``summaries``: {name: summary} of experiments.mnist runs, as experiments.compare makes),
+    styled by :func:`line_styles`.
 
     The time axis spreads each run's training time (compilation included) evenly over its
     steps: a step's cost is the same throughout a run.
@@ -547,13 +563,15 @@ def plot_comparison(summaries: dict, path: str) -> None:
 
     fig = Figure(figsize=(11, 4))
     by_step, by_time = fig.subplots(1, 2)
+    styles = line_styles(summaries)
     for name, summary in summaries.items():
         curves = summary["curves"]
         step = np.asarray(curves["step"], float)
         median = _floats(curves["metrics"]["test_nll"][0]["median"])
         seconds = summary.get("seconds") or np.nan
-        by_step.plot(step, median, label=name)
-        by_time.plot(step / step[-1] * seconds, median, label=name)
+        color, style = styles[name]
+        by_step.plot(step, median, color=color, linestyle=style, label=name)
+        by_time.plot(step / step[-1] * seconds, median, color=color, linestyle=style, label=name)
     by_step.set(xlabel="step", ylabel="held-out NLL (nats), median over seeds")
     by_time.set(xlabel="training time (s)", xscale="log")
     by_time.legend(fontsize="x-small", ncol=2)

@@ -87,6 +87,22 @@ def test_there_is_a_summary_for_every_results_page():
     assert tables == groups, "each folder of summaries in results/ is one page's table"
 
 
+@pytest.mark.parametrize("group", GROUPS, ids=lambda g: os.path.basename(os.path.dirname(g)))
+def test_each_run_of_a_comparison_has_its_own_look(group):
+    # The runs of experiments.compare, named as it names them: estimator, then _k and K.
+    names = [os.path.splitext(os.path.basename(p))[0] for p in GROUPED if p.startswith(group)]
+    styles = report.line_styles(names)
+    assert len(set(styles.values())) == len(names) > 10  # more runs than colours, none alike
+    colours = {}
+    for name in names:
+        estimator, _, k = name.rpartition("_k")
+        if not k.isdigit():
+            estimator, k = name, None  # ws, nvil: one sample, one solid line each
+        assert styles[name][1] == {"50": "-", "5": "--", "1": ":", None: "-"}[k], name
+        assert colours.setdefault(estimator, styles[name][0]) == styles[name][0], name
+    assert len(set(colours.values())) == len(colours)  # one colour per estimator
+
+
 @pytest.mark.parametrize("path", SUMMARIES + GROUPED, ids=os.path.basename)
 def test_summary_is_small_strict_json_and_prints(path):
     assert os.path.getsize(path) < 24_000
