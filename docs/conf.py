@@ -217,7 +217,7 @@ def write_results():
     os.makedirs(folder, exist_ok=True)
     for old in os.listdir(folder):
         os.remove(os.path.join(folder, old))
-    paths = report._expand([os.path.join(ROOT, "results")])
+    paths = report.expand([os.path.join(ROOT, "results")])
     summaries = {os.path.splitext(os.path.basename(p))[0]: report.load(p) for p in paths}
     for name, summary in summaries.items():
         text = [report.section(summary)]
@@ -245,7 +245,7 @@ def write_results():
     for sub in sorted(glob.glob(os.path.join(ROOT, "results", "*", ""))):
         name = os.path.basename(os.path.dirname(sub))
         group = {os.path.splitext(os.path.basename(p))[0]: report.load(p)
-                 for p in report._expand([sub])}
+                 for p in report.expand([sub])}
         report.plot_comparison(group, os.path.join(folder, f"table_{name}.png"))
         _write(os.path.join(folder, f"table_{name}.md"), "\n".join([
             report.table(list(group.values())),

@@ -579,7 +579,7 @@ def plot_comparison(summaries: dict, path: str) -> None:
     fig.savefig(path, dpi=100)
 
 
-def _expand(paths):
+def expand(paths):
     """Run directories and summary files as given; a folder of summaries as its files, sorted."""
     out = []
     for path in paths:
@@ -614,7 +614,7 @@ def main(argv):
             f.write(dumps(summary))
         print(section(summary, FLAGS.save), end="")
         return
-    paths = _expand(argv[1:])
+    paths = expand(argv[1:])
     if FLAGS.table:
         print(table([load(p) for p in paths]), end="")
     elif FLAGS.headline:
