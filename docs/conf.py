@@ -31,12 +31,14 @@ GENERATED = os.path.join(DOCS, "_generated")
 sys.path.insert(0, ROOT)  # wsjax and experiments from this checkout
 
 # The notebooks' kernels inherit these: quick settings, the CPU, this checkout first, and
-# the cheap compiler passes (quick settings are dominated by compilation; as in the tests).
+# the cheaper compiler settings of the tests (quick settings are dominated by compilation;
+# see tests/conftest.py).
 os.environ["WSJAX_QUICK"] = "1"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 "
-                                   "--xla_llvm_disable_expensive_passes=true")
+                                   "--xla_llvm_disable_expensive_passes=true "
+                                   "--xla_cpu_use_fusion_emitters=false")
 os.environ.pop("WSJAX_MNIST", None)
 
 import wsjax  # noqa: E402

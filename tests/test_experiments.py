@@ -138,9 +138,8 @@ def test_bars_rejects_impossible_flags_before_compiling(flag, message, run_modul
     # As a user runs it, JAX_PLATFORMS unset: JAX's notice that it found no TPU is not shown.
     env = run_module.env()
     env.pop("JAX_PLATFORMS")
-    proc = subprocess.run([sys.executable, "-m", "experiments.bars", f"--output_dir={tmp_path}",
-                           *flag.split()], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60)
+    proc = run_module("experiments.bars", f"--output_dir={tmp_path}", *flag.split(), env=env,
+                      timeout=60, check=False)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
     assert errors == [f"experiments.bars: error: {errors[0].split('error: ', 1)[1]}"], errors
