@@ -16,9 +16,10 @@ import sys
 import time
 
 # The tests compile hundreds of small programs, and compilation is most of their time. Three
-# XLA settings make it cheaper: LLVM's cheap passes only, and XLA's older loop emitters for
-# fused elementwise code in place of its MLIR fusion emitters (together they take the
-# compile time of tests/test_algorithms.py and tests/test_reweighted.py from 38 s to 17 s).
+# XLA settings make it cheaper: no backend optimization, LLVM's cheap passes only, and XLA's
+# older loop emitters for fused elementwise code in place of its MLIR fusion emitters (the
+# last takes the compile time of tests/test_algorithms.py and tests/test_reweighted.py, run
+# in one process, from 38 s to 17 s).
 # No property checked here depends on them: every equality compares programs compiled alike,
 # and the tests of bitwise reproducibility run their subprocesses with XLA's defaults.
 # Set before JAX is imported by any test module; an XLA_FLAGS of the caller's own is kept.
